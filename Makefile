@@ -1,0 +1,44 @@
+# rail-django: `make demo` runs the sample project, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-sqlite test-postgresql test-mysql lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	cd sample_project && ../$(PY) manage.py migrate --noinput
+	cd sample_project && ../$(PY) manage.py demo_setup
+	cd sample_project && ../$(PY) manage.py runserver 127.0.0.1:8000
+
+# Every test: SQLite always; PostgreSQL and MariaDB/MySQL when their servers
+# answer (skipped with a reason otherwise, and never skipped when CI=true).
+test: $(STAMP) lint test-sqlite test-postgresql test-mysql
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rail_django tests sample_project benchmarks
+
+test-sqlite: $(STAMP)
+	RAIL_DJANGO_TEST_DB=sqlite $(PY) -m pytest
+
+test-postgresql: $(STAMP)
+	RAIL_DJANGO_TEST_DB=postgresql $(PY) -m pytest -m "not sqlite_only"
+
+test-mysql: $(STAMP)
+	RAIL_DJANGO_TEST_DB=mysql $(PY) -m pytest -m "not sqlite_only"
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,172 @@
+"""System checks for rail-django settings (``rail_django.E0NN``).
+
+Each check names the setting and what is allowed, so ``manage.py check``
+(run by ``runserver``, ``migrate`` and the test runner) stops a bad
+configuration before the first request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+from rail_django.conf import DEFAULT_ALERT_THRESHOLDS, read_setting
+from rail_django.security.events import Severity
+
+_BOOLEAN_SETTINGS = {
+    "GRAPHQL_ENABLE_AUDIT_LOGGING": "rail_django.E001",
+    "AUDIT_STORE_IN_DATABASE": "rail_django.E002",
+    "AUDIT_STORE_IN_FILE": "rail_django.E003",
+    "SECURITY_EVENT_ASYNC": "rail_django.E013",
+    "AUDIT_CAPTURE_CLIENT_IP": "rail_django.E016",
+    "AUDIT_CAPTURE_USER_AGENT": "rail_django.E016",
+}
+_SEVERITIES = [s.value for s in Severity]
+
+
+def _error(check_id: str, setting: str, value: Any, allowed: str) -> Error:
+    return Error(f"{setting} is {value!r}; {allowed}.", hint=f"Fix {setting} in your settings.", id=check_id)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_booleans() -> list[Error]:
+    return [
+        _error(check_id, name, read_setting(name), "it must be True or False")
+        for name, check_id in _BOOLEAN_SETTINGS.items()
+        if not isinstance(read_setting(name), bool)
+    ]
+
+
+def _check_file() -> list[Error]:
+    value = read_setting("AUDIT_LOG_FILE")
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        return [_error("rail_django.E004", "AUDIT_LOG_FILE", value, "it must be a file path (str or pathlib.Path)")]
+    errors = []
+    for name in ("AUDIT_LOG_FILE_MAX_BYTES", "AUDIT_LOG_FILE_BACKUP_COUNT"):
+        number = read_setting(name)
+        if not _is_int(number) or number < 0:
+            errors.append(_error("rail_django.E004", name, number, "it must be a whole number >= 0"))
+    return errors
+
+
+def _check_webhook() -> list[Error]:
+    errors = []
+    url = read_setting("AUDIT_WEBHOOK_URL")
+    if url is not None:
+        parsed = urlparse(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+            errors.append(_error("rail_django.E005", "AUDIT_WEBHOOK_URL", url, "it must be None or an http(s) URL"))
+    severity = read_setting("AUDIT_WEBHOOK_MIN_SEVERITY")
+    if str(severity) not in _SEVERITIES:
+        errors.append(_error("rail_django.E006", "AUDIT_WEBHOOK_MIN_SEVERITY", severity, f"it must be one of {_SEVERITIES}"))
+    secret = read_setting("AUDIT_WEBHOOK_SECRET")
+    if secret is not None:
+        if not isinstance(secret, str) or not secret:
+            errors.append(_error("rail_django.E007", "AUDIT_WEBHOOK_SECRET", "<hidden>", "it must be None or a non-empty string"))
+        elif secret.startswith("whsec_"):
+            try:
+                base64.b64decode(secret[len("whsec_"):], validate=True)
+            except (binascii.Error, ValueError):
+                errors.append(_error("rail_django.E007", "AUDIT_WEBHOOK_SECRET", "whsec_<hidden>", "a 'whsec_' secret must be followed by base64"))
+    for name in ("AUDIT_WEBHOOK_TIMEOUT", "AUDIT_WEBHOOK_BACKOFF"):
+        number = read_setting(name)
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
+            errors.append(_error("rail_django.E005", name, number, "it must be a number of seconds > 0"))
+    retries = read_setting("AUDIT_WEBHOOK_MAX_RETRIES")
+    if not _is_int(retries) or not 0 <= retries <= 20:
+        errors.append(_error("rail_django.E005", "AUDIT_WEBHOOK_MAX_RETRIES", retries, "it must be a whole number from 0 to 20"))
+    return errors
+
+
+def _check_retention() -> list[Error]:
+    days = read_setting("AUDIT_RETENTION_DAYS")
+    if not _is_int(days) or days < 1:
+        return [_error("rail_django.E008", "AUDIT_RETENTION_DAYS", days, "it must be a whole number of days >= 1")]
+    return []
+
+
+def _check_thresholds() -> list[Error]:
+    value = read_setting("AUDIT_ALERT_THRESHOLDS")
+    if not isinstance(value, dict):
+        return [_error("rail_django.E009", "AUDIT_ALERT_THRESHOLDS", value, "it must be a dict")]
+    errors = []
+    for key, number in value.items():
+        if key not in DEFAULT_ALERT_THRESHOLDS:
+            errors.append(_error("rail_django.E009", f"AUDIT_ALERT_THRESHOLDS[{key!r}]", number, f"the keys allowed are {sorted(DEFAULT_ALERT_THRESHOLDS)}"))
+        elif not _is_int(number) or number < 1:
+            errors.append(_error("rail_django.E009", f"AUDIT_ALERT_THRESHOLDS[{key!r}]", number, "it must be a whole number >= 1"))
+    return errors
+
+
+def _check_redaction() -> list[Error]:
+    errors = []
+    fields = read_setting("AUDIT_REDACTION_FIELDS")
+    if not isinstance(fields, (list, tuple)) or not all(isinstance(f, str) and f for f in fields):
+        errors.append(_error("rail_django.E010", "AUDIT_REDACTION_FIELDS", fields, "it must be a list of non-empty strings"))
+    mask = read_setting("AUDIT_REDACTION_MASK")
+    if not isinstance(mask, str) or not mask:
+        errors.append(_error("rail_django.E011", "AUDIT_REDACTION_MASK", mask, "it must be a non-empty string"))
+    return errors
+
+
+def _check_proxies() -> list[Error]:
+    proxies = read_setting("RAIL_DJANGO_TRUSTED_PROXIES")
+    if not isinstance(proxies, (list, tuple)):
+        return [_error("rail_django.E012", "RAIL_DJANGO_TRUSTED_PROXIES", proxies, "it must be a list of IP addresses or CIDRs")]
+    errors = []
+    for entry in proxies:
+        try:
+            ipaddress.ip_network(str(entry).strip(), strict=False)
+        except ValueError:
+            errors.append(_error("rail_django.E012", "RAIL_DJANGO_TRUSTED_PROXIES", entry, "each entry must be an IP address or CIDR such as '10.0.0.0/8'"))
+    return errors
+
+
+def _check_model_and_sizes() -> list[Error]:
+    errors = []
+    name = read_setting("AUDIT_EVENT_MODEL")
+    from django.apps import apps
+
+    try:
+        apps.get_model(name)
+    except (ValueError, LookupError, AttributeError):
+        errors.append(_error("rail_django.E014", "AUDIT_EVENT_MODEL", name, "it must name an installed model as 'app_label.ModelName'"))
+    for setting in ("AUDIT_QUEUE_SIZE", "AUDIT_BATCH_SIZE"):
+        number = read_setting(setting)
+        if not _is_int(number) or number < 1:
+            errors.append(_error("rail_django.E015", setting, number, "it must be a whole number >= 1"))
+    alias = read_setting("AUDIT_DATABASE_ALIAS")
+    if alias not in settings.DATABASES:
+        errors.append(_error("rail_django.E017", "AUDIT_DATABASE_ALIAS", alias, f"it must be one of DATABASES: {sorted(settings.DATABASES)}"))
+    cache_alias = read_setting("AUDIT_CACHE_ALIAS")
+    if cache_alias not in getattr(settings, "CACHES", {"default": {}}):
+        errors.append(_error("rail_django.E018", "AUDIT_CACHE_ALIAS", cache_alias, "it must be one of CACHES"))
+    return errors
+
+
+@register("rail_django")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Validate every rail-django setting."""
+    errors: list[Error] = []
+    for check in (
+        _check_booleans,
+        _check_file,
+        _check_webhook,
+        _check_retention,
+        _check_thresholds,
+        _check_redaction,
+        _check_proxies,
+        _check_model_and_sizes,
+    ):
+        errors.extend(check())
+    return errors

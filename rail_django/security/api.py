@@ -1,0 +1,152 @@
+"""``security.emit`` / ``security.flush``: build -> enrich -> redact -> deliver."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.utils import timezone
+
+from rail_django.conf import get_config
+from rail_django.security.context import AuditContext, context_for_request, describe_user, get_current_context
+from rail_django.security.delivery import dispatcher
+from rail_django.security.events import EventType, Outcome, SecurityEvent, Severity, coerce_severity
+from rail_django.security.redaction import current_redactor
+
+logger = logging.getLogger("rail_django.audit")
+
+#: Longest stored event type, action and resource fields.
+MAX_EVENT_TYPE_LENGTH = 64
+MAX_ACTION_LENGTH = 512
+MAX_RESOURCE_LENGTH = 255
+
+
+def _text(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    return str(value)[:limit]
+
+
+class SecurityEventAPI:
+    """The entry point for recording events: ``security.emit(...)``."""
+
+    def emit(
+        self,
+        event_type: EventType | str,
+        *,
+        request: Any = None,
+        outcome: Outcome | str = Outcome.SUCCESS,
+        severity: Severity | str | None = None,
+        action: str = "",
+        context: dict[str, Any] | None = None,
+        error: Any = None,
+        resource_type: str | None = None,
+        resource_name: str | None = None,
+        resource_id: Any = None,
+        risk_score: float | None = None,
+        user: Any = None,
+    ) -> SecurityEvent | None:
+        """Record one event and return it (``None`` when audit logging is disabled).
+
+        ``request=None`` uses the request captured by
+        :class:`~rail_django.security.middleware.context.SecurityContextMiddleware`
+        for the running code, if any; ``user`` overrides the actor. Never
+        raises: a problem building or delivering the event is logged on the
+        ``rail_django.audit`` logger.
+        """
+        try:
+            if not get_config().enabled:
+                return None
+            event = self.build(
+                event_type, request=request, outcome=outcome, severity=severity, action=action,
+                context=context, error=error, resource_type=resource_type, resource_name=resource_name,
+                resource_id=resource_id, risk_score=risk_score, user=user,
+            )
+        except Exception:
+            logger.exception("Could not build audit event %r", event_type)
+            return None
+        try:
+            dispatcher.deliver(event)
+        except Exception:
+            logger.exception("Could not deliver audit event %s (%s)", event.event_id, event.event_type)
+        return event
+
+    def build(
+        self,
+        event_type: EventType | str,
+        *,
+        request: Any = None,
+        outcome: Outcome | str = Outcome.SUCCESS,
+        severity: Severity | str | None = None,
+        action: str = "",
+        context: dict[str, Any] | None = None,
+        error: Any = None,
+        resource_type: str | None = None,
+        resource_name: str | None = None,
+        resource_id: Any = None,
+        risk_score: float | None = None,
+        user: Any = None,
+    ) -> SecurityEvent:
+        """Build the enriched, redacted event without delivering it."""
+        config = get_config()
+        redactor = current_redactor()
+        type_value = event_type.value if isinstance(event_type, EventType) else str(event_type)
+        try:
+            default_severity = EventType(type_value).default_severity
+        except ValueError:  # a project's own event type
+            default_severity = Severity.INFO
+        outcome_value = outcome.value if isinstance(outcome, Outcome) else str(outcome).lower()
+
+        ctx: AuditContext | None = context_for_request(request) if request is not None else get_current_context()
+        if user is not None:
+            user_id, username = describe_user(user)
+        elif ctx is not None:
+            user_id, username = ctx.actor()
+        else:
+            user_id, username = None, None
+        if ctx is not None:
+            client_ip, remote_addr = ctx.client_ip()
+            facts = ctx.request_facts()
+            correlation_id = ctx.correlation_id
+        else:
+            client_ip = remote_addr = correlation_id = None
+            facts = {"user_agent": "", "request_path": "", "request_method": "", "session_id": None}
+        if not config.capture_user_agent:
+            facts["user_agent"] = ""
+
+        try:
+            score = float(risk_score) if risk_score is not None else None
+        except (TypeError, ValueError):
+            score = None
+        cleaned_context = redactor.clean(context) if context else {}
+        if not isinstance(cleaned_context, dict):
+            cleaned_context = {"value": cleaned_context}
+        return SecurityEvent(
+            event_type=type_value[:MAX_EVENT_TYPE_LENGTH],
+            timestamp=timezone.now(),
+            severity=coerce_severity(severity, default_severity).value,
+            outcome=outcome_value[:16],
+            action=redactor.scrub_text(str(action or ""))[:MAX_ACTION_LENGTH],
+            user_id=user_id,
+            username=redactor.scrub_text(username) if username else username,
+            client_ip=client_ip,
+            remote_addr=remote_addr,
+            user_agent=redactor.scrub_text(facts["user_agent"] or ""),
+            request_path=facts["request_path"] or "",
+            request_method=facts["request_method"] or "",
+            correlation_id=correlation_id,
+            session_id=facts["session_id"],
+            resource_type=_text(resource_type, MAX_RESOURCE_LENGTH),
+            resource_name=_text(resource_name, MAX_RESOURCE_LENGTH),
+            resource_id=_text(resource_id, MAX_RESOURCE_LENGTH),
+            risk_score=score,
+            context=cleaned_context,
+            error=redactor.scrub_text(str(error)) if error is not None else None,
+        )
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver everything queued; returns False if ``timeout`` ran out first."""
+        return dispatcher.flush(timeout)
+
+
+security = SecurityEventAPI()

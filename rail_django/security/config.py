@@ -1,0 +1,5 @@
+"""``SecurityConfig``: the resolved audit settings (defined in :mod:`rail_django.conf`)."""
+
+from rail_django.conf import DEFAULTS, SecurityConfig, get_config, read_setting
+
+__all__ = ["DEFAULTS", "SecurityConfig", "get_config", "read_setting"]

@@ -1,0 +1,288 @@
+"""Delivery: hands events to the sinks, on or off the request thread.
+
+With ``SECURITY_EVENT_ASYNC=True`` (the default) ``emit`` puts the event on a
+bounded queue and returns; one background writer per process drains it in
+batches (one ``bulk_create`` and one file write per batch). When the queue is
+full the emitting thread writes the batch itself, so nothing is dropped.
+With ``SECURITY_EVENT_ASYNC=False`` the sinks are written before ``emit``
+returns. Either way a database row survives a rollback of the caller's
+transaction: a write that would run inside ``transaction.atomic()`` goes
+through a separate connection.
+
+A failing sink is retried with backoff, then reported on the
+``rail_django.audit`` logger once per incident; it never raises into a
+request. The writer is fork-safe (a child starts its own) and flushed at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from django.db import connections
+
+from rail_django.conf import SecurityConfig, get_config, on_config_change
+from rail_django.security.events import SecurityEvent
+from rail_django.security.sinks import DatabaseSink, FileSink, Sink, WebhookSink
+
+logger = logging.getLogger("rail_django.audit")
+
+_STOP = object()
+#: Pauses between attempts of a failed batch in the background writer.
+RETRY_DELAYS = (0.05, 0.25, 1.0)
+#: Idle seconds after which the writer closes its database connections.
+IDLE_CLOSE_SECONDS = 1.0
+
+
+@contextmanager
+def isolated_connection(alias: str) -> Iterator[None]:
+    """Run the block on a fresh connection for ``alias`` (outside any open transaction)."""
+    fresh = connections.create_connection(alias)
+    previous = connections[alias]
+    connections[alias] = fresh
+    try:
+        yield
+    finally:
+        connections[alias] = previous
+        fresh.close()
+
+
+def build_sinks(config: SecurityConfig) -> list[Sink]:
+    sinks: list[Sink] = []
+    if config.store_in_database:
+        sinks.append(DatabaseSink(config.database_alias))
+    if config.store_in_file:
+        sinks.append(FileSink(config.log_file, config.log_file_max_bytes, config.log_file_backup_count))
+    if config.webhook_url:
+        sinks.append(
+            WebhookSink(
+                config.webhook_url,
+                secret=config.webhook_secret,
+                min_severity=config.webhook_min_severity,
+                timeout=config.webhook_timeout,
+                max_retries=config.webhook_max_retries,
+                backoff=config.webhook_backoff,
+                queue_size=config.queue_size,
+            )
+        )
+    return sinks
+
+
+class SinkHealth:
+    """Reports a sink's failures once per incident, and its recovery."""
+
+    def __init__(self) -> None:
+        self.failing: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, sink: Sink, events: Sequence[SecurityEvent], exc: BaseException) -> None:
+        with self._lock:
+            first = sink.name not in self.failing
+            self.failing[sink.name] = self.failing.get(sink.name, 0) + len(events)
+        if first:
+            logger.error(
+                "Audit sink %r failed (%s: %s); %d event(s) not written there, first %s. "
+                "Further failures are counted until it recovers.",
+                sink.name, type(exc).__name__, exc, len(events), events[0].event_id,
+            )
+
+    def succeeded(self, sink: Sink) -> None:
+        if sink.name not in self.failing:
+            return
+        with self._lock:
+            lost = self.failing.pop(sink.name, 0)
+        logger.warning("Audit sink %r recovered; %d event(s) were not written to it meanwhile.", sink.name, lost)
+
+
+class Dispatcher:
+    """Owns the sinks, the queue and the background writer of one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sinks: list[Sink] | None = None
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+        self._idle = threading.Condition()
+        self.health = SinkHealth()
+
+    # -- configuration ----------------------------------------------------
+    def sinks(self) -> list[Sink]:
+        sinks = self._sinks
+        if sinks is None:
+            with self._lock:
+                if self._sinks is None:
+                    self._sinks = build_sinks(get_config())
+                sinks = self._sinks
+        return sinks
+
+    def reset(self) -> None:
+        """Finish queued work and rebuild sinks from the current settings."""
+        self.flush(timeout=10)
+        with self._lock:
+            old, self._sinks = self._sinks, None
+        for sink in old or ():
+            sink.close()
+
+    # -- entry point -------------------------------------------------------
+    def deliver(self, event: SecurityEvent) -> None:
+        config = get_config()
+        if not config.async_delivery:
+            self._write_now([event], config)
+            return
+        self._ensure_writer(config)
+        with self._idle:
+            self._pending += 1
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            # Back-pressure: write this event and a batch of queued ones here.
+            batch = [event]
+            batch.extend(self._take(config.batch_size - 1))
+            try:
+                self._write_now(batch, config)
+            finally:
+                self._settle(len(batch))
+
+    def _write_now(self, batch: list[SecurityEvent], config: SecurityConfig) -> None:
+        in_transaction = connections[config.database_alias].in_atomic_block
+        for sink in self.sinks():
+            try:
+                if in_transaction and isinstance(sink, DatabaseSink):
+                    with isolated_connection(sink.alias):
+                        sink.write(batch)
+                else:
+                    sink.write(batch)
+            except Exception as exc:
+                if isinstance(sink, DatabaseSink):
+                    # Hand the rows to the writer, which retries until it can.
+                    self._enqueue_retry(batch, config)
+                else:
+                    self.health.failed(sink, batch, exc)
+            else:
+                self.health.succeeded(sink)
+
+    def _enqueue_retry(self, batch: list[SecurityEvent], config: SecurityConfig) -> None:
+        self._ensure_writer(config)
+        with self._idle:
+            self._pending += 1
+        self._queue.put(("database-only", batch))
+
+    # -- background writer ---------------------------------------------------
+    def _ensure_writer(self, config: SecurityConfig) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                if self._queue is None:
+                    self._queue = queue.Queue(maxsize=config.queue_size)
+                self._thread = threading.Thread(target=self._run, name="rail-django-audit-writer", daemon=True)
+                self._thread.start()
+
+    def _take(self, limit: int) -> list:
+        items = []
+        while len(items) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:  # keep the stop marker for the writer
+                self._queue.put(_STOP)
+                break
+            items.append(item)
+        return items
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=IDLE_CLOSE_SECONDS)
+            except queue.Empty:
+                connections.close_all()  # idle: do not hold connections open
+                continue
+            if first is _STOP:
+                connections.close_all()
+                return
+            items = [first, *self._take(get_config().batch_size - 1)]
+            events = [i for i in items if isinstance(i, SecurityEvent)]
+            try:
+                if events:
+                    self._write_with_retry(events, self.sinks())
+                for item in items:
+                    if isinstance(item, tuple):  # a database batch that failed in a request
+                        self._write_with_retry(item[1], [s for s in self.sinks() if isinstance(s, DatabaseSink)])
+            except Exception:
+                logger.exception("Audit writer failed on a batch of %d item(s)", len(items))
+            finally:
+                self._settle(len(items))
+
+    def _write_with_retry(self, batch: list[SecurityEvent], sinks: list[Sink]) -> None:
+        for sink in sinks:
+            for attempt in range(len(RETRY_DELAYS) + 1):
+                try:
+                    sink.write(batch)
+                except Exception as exc:
+                    if isinstance(sink, DatabaseSink):
+                        connections[sink.alias].close()  # reconnect on the next attempt
+                    if attempt == len(RETRY_DELAYS):
+                        self.health.failed(sink, batch, exc)
+                        break
+                    time.sleep(RETRY_DELAYS[attempt])
+                else:
+                    self.health.succeeded(sink)
+                    break
+            if isinstance(sink, DatabaseSink):
+                connections[sink.alias].close_if_unusable_or_obsolete()
+
+    def _settle(self, count: int) -> None:
+        with self._idle:
+            self._pending -= count
+            if self._pending <= 0:
+                self._idle.notify_all()
+
+    # -- flush / shutdown ----------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until every queued event is written; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._idle:
+            while self._pending > 0:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._idle.wait(remaining if remaining is not None else 1.0)
+        for sink in self._sinks or ():
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not sink.flush(remaining):
+                return False
+        return True
+
+    def shutdown(self, timeout: float | None = 10) -> None:
+        """Flush, then stop the writer (its connections are closed)."""
+        self.flush(timeout)
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._queue.put(_STOP)
+            thread.join(timeout)
+        for sink in self._sinks or ():
+            sink.close()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's thread does not exist here and its queue belongs to the
+        # parent, which writes those events; the child starts clean.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._queue = None
+        self._thread = None
+        self._pending = 0
+        self._sinks = None
+
+
+dispatcher = Dispatcher()
+on_config_change(dispatcher.reset)
+os.register_at_fork(after_in_child=dispatcher._after_fork_in_child)
+atexit.register(dispatcher.shutdown, 5)

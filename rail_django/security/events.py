@@ -1,0 +1,204 @@
+"""The event vocabulary (types, outcomes, severities) and the event value object."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Severity(str, enum.Enum):
+    """How urgent an event is, lowest first."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class Outcome(str, enum.Enum):
+    """What happened to the attempt the event describes."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+    BLOCKED = "blocked"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class EventType(str, enum.Enum):
+    """Every event type rail-django knows; values are the stored strings."""
+
+    AUTH_LOGIN_SUCCESS = "auth.login.success"
+    AUTH_LOGIN_FAILURE = "auth.login.failure"
+    AUTH_LOGOUT = "auth.logout"
+    AUTH_TOKEN_ISSUED = "auth.token.issued"
+    AUTH_TOKEN_REFRESHED = "auth.token.refreshed"
+    AUTH_TOKEN_REVOKED = "auth.token.revoked"
+    AUTH_TOKEN_INVALID = "auth.token.invalid"
+    AUTH_MFA_SUCCESS = "auth.mfa.success"
+    AUTH_MFA_FAILURE = "auth.mfa.failure"
+    AUTHZ_PERMISSION_GRANTED = "authz.permission.granted"
+    AUTHZ_PERMISSION_DENIED = "authz.permission.denied"
+    AUTHZ_ROLE_ASSIGNED = "authz.role.assigned"
+    AUTHZ_ROLE_REVOKED = "authz.role.revoked"
+    DATA_READ = "data.read"
+    DATA_CREATE = "data.create"
+    DATA_UPDATE = "data.update"
+    DATA_DELETE = "data.delete"
+    DATA_BULK_OPERATION = "data.bulk"
+    DATA_SENSITIVE_ACCESS = "data.sensitive.access"
+    DATA_EXPORT = "data.export"
+    QUERY_BLOCKED_DEPTH = "query.blocked.depth"
+    QUERY_BLOCKED_COMPLEXITY = "query.blocked.complexity"
+    QUERY_BLOCKED_INTROSPECTION = "query.blocked.introspection"
+    QUERY_VALIDATION_FAILED = "query.validation.failed"
+    QUERY_INJECTION_ATTEMPT = "query.injection.attempt"
+    RATE_LIMIT_EXCEEDED = "rate.limit.exceeded"
+    RATE_LIMIT_WARNING = "rate.limit.warning"
+    SYSTEM_ERROR = "system.error"
+    SYSTEM_CONFIG_CHANGE = "system.config.change"
+    UI_ACTION = "ui.action"
+    SECURITY_ALERT = "security.alert"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def default_severity(self) -> Severity:
+        """The severity used when ``emit`` is not given one."""
+        return DEFAULT_SEVERITIES.get(self, Severity.INFO)
+
+
+DEFAULT_SEVERITIES: dict[EventType, Severity] = {
+    EventType.AUTH_LOGIN_FAILURE: Severity.WARNING,
+    EventType.AUTH_TOKEN_REVOKED: Severity.INFO,
+    EventType.AUTH_TOKEN_INVALID: Severity.WARNING,
+    EventType.AUTH_MFA_FAILURE: Severity.WARNING,
+    EventType.AUTHZ_PERMISSION_DENIED: Severity.WARNING,
+    EventType.AUTHZ_ROLE_ASSIGNED: Severity.WARNING,
+    EventType.AUTHZ_ROLE_REVOKED: Severity.WARNING,
+    EventType.DATA_DELETE: Severity.WARNING,
+    EventType.DATA_BULK_OPERATION: Severity.WARNING,
+    EventType.DATA_SENSITIVE_ACCESS: Severity.WARNING,
+    EventType.DATA_EXPORT: Severity.WARNING,
+    EventType.QUERY_BLOCKED_DEPTH: Severity.WARNING,
+    EventType.QUERY_BLOCKED_COMPLEXITY: Severity.WARNING,
+    EventType.QUERY_BLOCKED_INTROSPECTION: Severity.WARNING,
+    EventType.QUERY_VALIDATION_FAILED: Severity.INFO,
+    EventType.QUERY_INJECTION_ATTEMPT: Severity.ERROR,
+    EventType.RATE_LIMIT_EXCEEDED: Severity.WARNING,
+    EventType.RATE_LIMIT_WARNING: Severity.INFO,
+    EventType.SYSTEM_ERROR: Severity.ERROR,
+    EventType.SYSTEM_CONFIG_CHANGE: Severity.WARNING,
+    EventType.SECURITY_ALERT: Severity.CRITICAL,
+}
+
+
+def coerce_severity(value: Severity | str | None, default: Severity) -> Severity:
+    """Turn a ``Severity`` or its string value into a ``Severity``."""
+    if value is None:
+        return default
+    if isinstance(value, Severity):
+        return value
+    try:
+        return Severity(str(value).lower())
+    except ValueError:
+        return default
+
+
+@dataclass
+class SecurityEvent:
+    """One audit event, already enriched and redacted, ready for the sinks.
+
+    ``to_dict()`` is the stable wire form used by the file sink, the webhook
+    and exports; ``additional_data`` is what the database row stores in its
+    JSON column.
+    """
+
+    event_type: str
+    timestamp: datetime
+    severity: str
+    outcome: str
+    action: str = ""
+    user_id: str | None = None
+    username: str | None = None
+    client_ip: str | None = None
+    remote_addr: str | None = None
+    user_agent: str = ""
+    request_path: str = ""
+    request_method: str = ""
+    correlation_id: str | None = None
+    session_id: str | None = None
+    resource_type: str | None = None
+    resource_name: str | None = None
+    resource_id: str | None = None
+    risk_score: float | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    @property
+    def success(self) -> bool:
+        return self.outcome == Outcome.SUCCESS.value
+
+    @property
+    def additional_data(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "action": self.action,
+            "resource": {
+                "type": self.resource_type,
+                "name": self.resource_name,
+                "id": self.resource_id,
+            },
+            "correlation_id": self.correlation_id,
+            "risk_score": self.risk_score,
+            "remote_addr": self.remote_addr,
+            "context": self.context,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready primitives, with stable keys."""
+        return {
+            "event_id": str(self.event_id),
+            "event_type": self.event_type,
+            "timestamp": self.timestamp.isoformat(),
+            "severity": self.severity,
+            "outcome": self.outcome,
+            "success": self.success,
+            "action": self.action,
+            "user_id": self.user_id,
+            "username": self.username,
+            "client_ip": self.client_ip,
+            "remote_addr": self.remote_addr,
+            "user_agent": self.user_agent,
+            "request_path": self.request_path,
+            "request_method": self.request_method,
+            "correlation_id": self.correlation_id,
+            "session_id": self.session_id,
+            "resource": {
+                "type": self.resource_type,
+                "name": self.resource_name,
+                "id": self.resource_id,
+            },
+            "risk_score": self.risk_score,
+            "context": self.context,
+            "error": self.error,
+        }

@@ -1,0 +1,55 @@
+"""``SecurityContextMiddleware``: captures each request's audit context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+from rail_django.security.context import AuditContext, reset_current_context, set_current_context
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+class SecurityContextMiddleware:
+    """Puts the request in a context variable for the events emitted while it runs.
+
+    Only cheap facts are taken here (a reference to the request and a
+    correlation id); the actor, client IP and session are read when an event
+    is emitted, so the middleware may sit anywhere in ``MIDDLEWARE``. The
+    correlation id (a well-formed ``X-Request-ID`` / ``X-Correlation-ID``, or
+    a new one) is echoed in the ``X-Correlation-ID`` response header.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        ctx = AuditContext.for_request(request)
+        request._rail_django_audit_context = ctx
+        token = set_current_context(ctx)
+        try:
+            response = self.get_response(request)
+        finally:
+            reset_current_context(token)
+        response[CORRELATION_HEADER] = ctx.correlation_id
+        return response
+
+    async def __acall__(self, request: Any) -> Any:
+        ctx = AuditContext.for_request(request)
+        request._rail_django_audit_context = ctx
+        token = set_current_context(ctx)
+        try:
+            response = await self.get_response(request)
+        finally:
+            reset_current_context(token)
+        response[CORRELATION_HEADER] = ctx.correlation_id
+        return response

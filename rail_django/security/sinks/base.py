@@ -1,0 +1,31 @@
+"""The interface every sink implements."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Protocol
+
+from rail_django.security.events import SecurityEvent
+
+
+class Sink(Protocol):
+    """Writes batches of events somewhere; raises when a batch could not be written.
+
+    ``write`` is called by the delivery layer (off the request thread when
+    ``SECURITY_EVENT_ASYNC`` is on), which retries, reports and never lets the
+    exception reach a request.
+    """
+
+    name: str
+
+    def write(self, events: Sequence[SecurityEvent]) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def event_json(event: SecurityEvent) -> str:
+    """One event as a single JSON line (newlines and control characters escaped)."""
+    return json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from tests.testapp import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("plain/", views.plain),
+    path("emit/", views.emit_view),
+    path("token-login/", views.token_login),
+    path("failing/", views.failing_view),
+    path("async-emit/", views.async_emit_view),
+]
