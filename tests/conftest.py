@@ -42,8 +42,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def pytest_sessionfinish(session, exitstatus):
-    # Stop the writer so its connections close before the test database is dropped.
+@pytest.fixture(scope="session", autouse=True)
+def _stop_writer_before_test_database_is_dropped(django_db_setup, django_db_blocker):
+    yield
+    # The writer's connections would keep PostgreSQL from dropping the test database.
     dispatcher.shutdown(timeout=10)
 
 

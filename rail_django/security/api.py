@@ -132,8 +132,8 @@ class SecurityEventAPI:
             client_ip=client_ip,
             remote_addr=remote_addr,
             user_agent=redactor.scrub_text(facts["user_agent"] or ""),
-            request_path=facts["request_path"] or "",
-            request_method=facts["request_method"] or "",
+            request_path=redactor.scrub_text(facts["request_path"] or ""),
+            request_method=redactor.scrub_text(facts["request_method"] or ""),
             correlation_id=correlation_id,
             session_id=facts["session_id"],
             resource_type=_text(resource_type, MAX_RESOURCE_LENGTH),
@@ -147,6 +147,12 @@ class SecurityEventAPI:
     def flush(self, timeout: float | None = None) -> bool:
         """Deliver everything queued; returns False if ``timeout`` ran out first."""
         return dispatcher.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """``flush`` for async code: waits in a thread, not on the event loop."""
+        from asgiref.sync import sync_to_async
+
+        return await sync_to_async(dispatcher.flush, thread_sensitive=False)(timeout)
 
 
 security = SecurityEventAPI()

@@ -5,7 +5,8 @@ bounded queue and returns; one background writer per process drains it in
 batches (one ``bulk_create`` and one file write per batch). When the queue is
 full the emitting thread writes the batch itself, so nothing is dropped.
 With ``SECURITY_EVENT_ASYNC=False`` the sinks are written before ``emit``
-returns. Either way a database row survives a rollback of the caller's
+returns (except on an event-loop thread, where the event is always queued:
+``await security.aflush()`` waits for it). Either way a database row survives a rollback of the caller's
 transaction: a write that would run inside ``transaction.atomic()`` goes
 through a separate connection.
 
@@ -16,6 +17,7 @@ request. The writer is fork-safe (a child starts its own) and flushed at exit.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import os
@@ -38,6 +40,14 @@ _STOP = object()
 RETRY_DELAYS = (0.05, 0.25, 1.0)
 #: Idle seconds after which the writer closes its database connections.
 IDLE_CLOSE_SECONDS = 1.0
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 @contextmanager
@@ -133,7 +143,9 @@ class Dispatcher:
     # -- entry point -------------------------------------------------------
     def deliver(self, event: SecurityEvent) -> None:
         config = get_config()
-        if not config.async_delivery:
+        # On an event loop thread blocking I/O would stall every request the
+        # loop serves (and Django forbids the ORM there): always queue.
+        if not config.async_delivery and not _on_event_loop():
             self._write_now([event], config)
             return
         self._ensure_writer(config)
@@ -151,9 +163,16 @@ class Dispatcher:
                 self._settle(len(batch))
 
     def _write_now(self, batch: list[SecurityEvent], config: SecurityConfig) -> None:
-        in_transaction = connections[config.database_alias].in_atomic_block
+        connection = connections[config.database_alias]
+        in_transaction = connection.in_atomic_block
         for sink in self.sinks():
             try:
+                if in_transaction and isinstance(sink, DatabaseSink) and connection.vendor == "sqlite":
+                    # SQLite has one writer: a second connection would wait for
+                    # the caller's transaction to end. The writer thread stores
+                    # the row as soon as it does, commit or rollback.
+                    self._enqueue_retry(batch, config)
+                    continue
                 if in_transaction and isinstance(sink, DatabaseSink):
                     with isolated_connection(sink.alias):
                         sink.write(batch)
@@ -223,21 +242,34 @@ class Dispatcher:
 
     def _write_with_retry(self, batch: list[SecurityEvent], sinks: list[Sink]) -> None:
         for sink in sinks:
-            for attempt in range(len(RETRY_DELAYS) + 1):
-                try:
-                    sink.write(batch)
-                except Exception as exc:
-                    if isinstance(sink, DatabaseSink):
-                        connections[sink.alias].close()  # reconnect on the next attempt
-                    if attempt == len(RETRY_DELAYS):
-                        self.health.failed(sink, batch, exc)
-                        break
-                    time.sleep(RETRY_DELAYS[attempt])
-                else:
-                    self.health.succeeded(sink)
-                    break
+            error = self._attempts(sink, batch, len(RETRY_DELAYS) + 1)
+            if error is not None and len(batch) > 1:
+                # One bad event must not sink its batch: write them one by one.
+                for event in batch:
+                    single_error = self._attempts(sink, [event], 1)
+                    if single_error is not None:
+                        self.health.failed(sink, [event], single_error)
+            elif error is not None:
+                self.health.failed(sink, batch, error)
+            else:
+                self.health.succeeded(sink)
             if isinstance(sink, DatabaseSink):
                 connections[sink.alias].close_if_unusable_or_obsolete()
+
+    def _attempts(self, sink: Sink, batch: list[SecurityEvent], attempts: int) -> Exception | None:
+        """Try ``sink.write(batch)`` up to ``attempts`` times; the last error or None."""
+        error: Exception | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)])
+            try:
+                sink.write(batch)
+                return None
+            except Exception as exc:
+                error = exc
+                if isinstance(sink, DatabaseSink):
+                    connections[sink.alias].close()  # reconnect on the next attempt
+        return error
 
     def _settle(self, count: int) -> None:
         with self._idle:

@@ -63,6 +63,8 @@ class Redactor:
         """Mask secret values inside ``text``, keeping the rest readable."""
         if len(text) > MAX_STRING_LENGTH:
             text = text[:MAX_STRING_LENGTH] + "…[truncated]"
+        if "\x00" in text:  # PostgreSQL text and jsonb refuse NUL
+            text = text.replace("\x00", "\ufffd")
         return self._text_pattern.sub(self._replace, text)
 
     def _replace(self, match: re.Match[str]) -> str:
