@@ -133,12 +133,12 @@ class Dispatcher:
         return sinks
 
     def reset(self) -> None:
-        """Finish queued work and rebuild sinks from the current settings."""
-        self.flush(timeout=10)
+        """Finish queued work, stop the writer and rebuild from the current settings."""
+        self.shutdown(timeout=10)
         with self._lock:
-            old, self._sinks = self._sinks, None
-        for sink in old or ():
-            sink.close()
+            self._sinks = None
+            if self._thread is None or not self._thread.is_alive():
+                self._queue, self._thread = None, None
 
     # -- entry point -------------------------------------------------------
     def deliver(self, event: SecurityEvent) -> None:

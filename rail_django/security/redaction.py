@@ -43,7 +43,8 @@ class Redactor:
         words = "|".join(re.escape(f) for f in sorted(self.fields, key=len, reverse=True))
         parts = [
             # Authorization schemes: keep the scheme, mask the credential.
-            r"(?P<scheme>\b(?:bearer|basic|token|digest)\s+)(?P<cred>[A-Za-z0-9._~+/=:-]{6,})",
+            # (a credential has a digit or a symbol: "basic authentication" stays)
+            r"(?P<scheme>\b(?:bearer|basic|digest)\s+)(?P<cred>(?=[A-Za-z0-9._~+/=:-]*[0-9._~+/=-])[A-Za-z0-9._~+/=:-]{6,})",
             rf"(?P<jwt>{_JWT})",
         ]
         if words:
@@ -51,7 +52,7 @@ class Redactor:
             parts.insert(
                 0,
                 rf"(?P<key>[\w.-]*(?:{words})[\w.-]*[\"']?\s*[=:]\s*)"
-                r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&]+)",
+                r"(?P<value>(?:(?:bearer|basic|token|digest)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s,;&]+))",
             )
         self._text_pattern = re.compile("|".join(parts), re.IGNORECASE)
 

@@ -3,6 +3,7 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connections
 from django.test import override_settings
 
 from rail_django.security import EventType, bind_actor, capture_context, propagate, security, use_context
@@ -83,6 +84,9 @@ async def test_async_view_under_asgi_gets_request_context(async_client, audit_mo
         "asgi-1", "/async-emit/", "GET", "AsyncUA/2",
     )
     assert row.client_ip == "127.0.0.1"
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(connections.close_all)()  # the ORM's sync thread outlives the test database otherwise
 
 
 def test_token_api_binds_the_actor_mid_request(client, user, audit_model):
@@ -103,7 +107,10 @@ def test_propagate_carries_the_context_into_a_thread_pool(rf, user, audit_model)
         ctx.bind_actor(user)
 
         def work(n):
-            return security.emit(EventType.DATA_UPDATE, action=f"item {n}")
+            try:
+                return security.emit(EventType.DATA_UPDATE, action=f"item {n}")
+            finally:
+                connections.close_all()  # pool threads outlive the test database otherwise
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(propagate(work), range(3)))

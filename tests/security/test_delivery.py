@@ -1,0 +1,134 @@
+"""The background writer: batching, back-pressure, failure reporting, fork safety."""
+
+import logging
+import os
+import threading
+
+import pytest
+from django.db import connections
+
+from rail_django.security import EventType, security
+from rail_django.security.sinks import DatabaseSink
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def async_delivery(settings):
+    settings.SECURITY_EVENT_ASYNC = True
+    settings.AUDIT_STORE_IN_FILE = False
+    yield settings
+
+
+def test_ten_thousand_emits_then_flush_store_ten_thousand_rows(async_delivery, audit_model):
+    ids = {security.emit(EventType.DATA_READ, context={"n": n}).event_id for n in range(10_000)}
+    assert security.flush(timeout=120)
+    assert audit_model.objects.count() == 10_000
+    assert set(audit_model.objects.values_list("event_id", flat=True)) == ids
+
+
+def test_a_full_queue_makes_the_caller_write_and_loses_nothing(async_delivery, audit_model, monkeypatch):
+    async_delivery.AUDIT_QUEUE_SIZE = 5
+    async_delivery.AUDIT_BATCH_SIZE = 3
+    writer_may_go = threading.Event()
+    on_caller = []
+    original = DatabaseSink.write
+
+    def gated(self, events):
+        if threading.current_thread().name == "rail-django-audit-writer":
+            writer_may_go.wait(30)  # hold the writer so the queue fills up
+        else:
+            on_caller.append(len(events))
+        return original(self, events)
+
+    monkeypatch.setattr(DatabaseSink, "write", gated)
+    for n in range(50):
+        security.emit(EventType.DATA_READ, context={"n": n})
+    writer_may_go.set()
+    assert security.flush(timeout=60)
+    assert audit_model.objects.count() == 50
+    assert sum(on_caller) >= 50 - 5 - 3  # all but the queue (5) and the held writer batch (3)
+
+
+def test_async_emit_returns_before_the_row_is_written(async_delivery, audit_model, monkeypatch):
+    writer_may_go = threading.Event()
+    original = DatabaseSink.write
+
+    def gated(self, events):
+        writer_may_go.wait(30)
+        return original(self, events)
+
+    monkeypatch.setattr(DatabaseSink, "write", gated)
+    event = security.emit(EventType.DATA_READ)
+    assert not audit_model.objects.filter(event_id=event.event_id).exists()
+    writer_may_go.set()
+    assert security.flush(timeout=10)
+    assert audit_model.objects.filter(event_id=event.event_id).exists()
+
+
+def test_database_failure_is_retried_and_reported_not_raised(settings, audit_model, monkeypatch, caplog):
+    settings.SECURITY_EVENT_ASYNC = True
+    settings.AUDIT_STORE_IN_FILE = False
+    calls = {"n": 0}
+    original = DatabaseSink.write
+
+    def flaky(self, events):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise ConnectionError("database is down")
+        return original(self, events)
+
+    monkeypatch.setattr(DatabaseSink, "write", flaky)
+    event = security.emit(EventType.DATA_READ)
+    assert security.flush(timeout=30)
+    assert audit_model.objects.filter(event_id=event.event_id).exists()
+    assert calls["n"] == 3
+
+
+def test_permanent_sink_failure_is_logged_once_per_incident(settings, audit_model, monkeypatch, caplog, tmp_path):
+    settings.SECURITY_EVENT_ASYNC = False
+    blocked_dir = tmp_path / "not-a-dir"
+    blocked_dir.write_text("a file where the log directory should be")
+    settings.AUDIT_LOG_FILE = blocked_dir / "audit.log"
+    with caplog.at_level(logging.ERROR, logger="rail_django.audit"):
+        for _ in range(5):
+            security.emit(EventType.DATA_READ)
+    failures = [r for r in caplog.records if "Audit sink 'file' failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert audit_model.objects.count() == 5  # the database sink still got every event
+
+
+def test_request_succeeds_when_every_sink_fails(client, settings, monkeypatch, caplog):
+    settings.AUDIT_STORE_IN_FILE = False
+
+    def down(self, events):
+        raise ConnectionError("database is down")
+
+    monkeypatch.setattr(DatabaseSink, "write", down)
+    monkeypatch.setattr("rail_django.security.delivery.RETRY_DELAYS", (0.0,))
+    with caplog.at_level(logging.ERROR, logger="rail_django.audit"):
+        assert client.get("/emit/").status_code == 200
+        assert security.flush(timeout=30)
+    assert any("Audit sink 'database' failed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_writer_is_fork_safe(async_delivery, audit_model):
+    security.emit(EventType.DATA_READ, action="parent before fork")
+    security.flush(timeout=10)
+    connections.close_all()  # as gunicorn --preload would before forking workers
+    pid = os.fork()
+    if pid == 0:  # child: must start its own writer and deliver
+        code = 1
+        try:
+            security.emit(EventType.DATA_READ, action="child")
+            code = 0 if security.flush(timeout=20) else 2
+            connections.close_all()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    security.emit(EventType.DATA_READ, action="parent after fork")
+    security.flush(timeout=10)
+    actions = sorted(audit_model.objects.values_list("additional_data__action", flat=True))
+    assert actions == ["child", "parent after fork", "parent before fork"]
