@@ -170,3 +170,33 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     ):
         errors.extend(check())
     return errors
+
+
+@register("rail_django")
+def check_lockout(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``AUDIT_LOCKOUT_ENABLED`` (E030) and the backend it needs first in ``AUTHENTICATION_BACKENDS`` (E031)."""
+    from rail_django.security.backends import BACKEND_PATH
+
+    enabled = read_setting("AUDIT_LOCKOUT_ENABLED")
+    if not isinstance(enabled, bool):
+        return [_error("rail_django.E030", "AUDIT_LOCKOUT_ENABLED", enabled, "it must be True or False")]
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", []))
+    if enabled and (not backends or backends[0] != BACKEND_PATH):
+        return [
+            Error(
+                f"AUDIT_LOCKOUT_ENABLED is True but {BACKEND_PATH!r} is not the first entry of "
+                f"AUTHENTICATION_BACKENDS ({backends!r}); locked-out logins would still be accepted.",
+                hint=f"Put {BACKEND_PATH!r} first in AUTHENTICATION_BACKENDS.",
+                id="rail_django.E031",
+            )
+        ]
+    return []
+
+
+@register("rail_django")
+def check_admin(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """``AUDIT_ADMIN_ENABLED`` (E040) must be a boolean."""
+    enabled = read_setting("AUDIT_ADMIN_ENABLED")
+    if not isinstance(enabled, bool):
+        return [_error("rail_django.E040", "AUDIT_ADMIN_ENABLED", enabled, "it must be True or False")]
+    return []

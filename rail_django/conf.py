@@ -42,6 +42,23 @@ def _default_log_file() -> Path:
     return Path(base_dir if base_dir is not None else Path.cwd()) / "logs" / "audit.log"
 
 
+#: ``RAIL_DJANGO_GRAPHQL``: each section a project gives is merged over these keys.
+DEFAULT_GRAPHQL_SETTINGS: dict[str, dict[str, Any]] = {
+    "schema_settings": {
+        "enable_extension_mutations": True,
+    },
+    "security_settings": {
+        "audited_query_fields": (),
+        "mutation_event_types": {},
+        "record_validation_failures": False,
+        "frontend_audit_allow_anonymous": False,
+        "frontend_audit_rate_limit": 60,
+        "frontend_audit_rate_window": 60,
+        "frontend_audit_max_metadata_bytes": 8192,
+    },
+}
+
+
 #: Every setting rail-django reads, with its default. A callable default is
 #: evaluated when the configuration is loaded.
 DEFAULTS: dict[str, Any] = {
@@ -70,6 +87,9 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_BATCH_SIZE": 500,
     "RAIL_DJANGO_TRUSTED_PROXIES": lambda: [],
     "SECURITY_EVENT_ASYNC": True,
+    "RAIL_DJANGO_GRAPHQL": lambda: {section: dict(values) for section, values in DEFAULT_GRAPHQL_SETTINGS.items()},
+    "AUDIT_LOCKOUT_ENABLED": False,
+    "AUDIT_ADMIN_ENABLED": True,
 }
 
 
@@ -191,3 +211,91 @@ def _setting_changed(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_setting_changed, dispatch_uid="rail_django.conf.setting_changed")
+
+
+# --- RAIL_DJANGO_GRAPHQL -----------------------------------------------------
+
+
+def normalize_graphql_name(name: Any) -> str:
+    """``"createOrder"``, ``"create_order"`` and ``"CreateOrder"`` all become ``"createorder"``."""
+    return str(name).replace("_", "").lower()
+
+
+def graphql_settings() -> dict[str, dict[str, Any]]:
+    """``RAIL_DJANGO_GRAPHQL`` merged section by section over :data:`DEFAULT_GRAPHQL_SETTINGS`.
+
+    Keys rail-django does not know are kept (the setting may hold other
+    libraries' keys); a section that is not a dict is ignored here and
+    reported by ``manage.py check``.
+    """
+    configured = read_setting("RAIL_DJANGO_GRAPHQL")
+    merged = {section: dict(values) for section, values in DEFAULT_GRAPHQL_SETTINGS.items()}
+    if isinstance(configured, dict):
+        for section, values in configured.items():
+            if isinstance(values, dict):
+                merged.setdefault(section, {}).update(values)
+    return merged
+
+
+@dataclass(frozen=True)
+class GraphQLConfig:
+    """The resolved ``RAIL_DJANGO_GRAPHQL`` values the GraphQL layer reads on its hot path."""
+
+    extension_mutations: bool
+    audited_queries: frozenset[str]
+    mutation_event_types: dict[str, str]
+    record_validation_failures: bool
+    frontend_allow_anonymous: bool
+    frontend_rate_limit: int | None
+    frontend_rate_window: int
+    frontend_max_metadata_bytes: int
+
+    @classmethod
+    def from_settings(cls) -> GraphQLConfig:
+        merged = graphql_settings()
+        schema, security = merged["schema_settings"], merged["security_settings"]
+        defaults = DEFAULT_GRAPHQL_SETTINGS["security_settings"]
+
+        def number(key: str, minimum: int) -> int:
+            value = security.get(key)
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+            return value if ok else defaults[key]
+
+        audited = security.get("audited_query_fields")
+        mapping = security.get("mutation_event_types")
+        rate_limit = security.get("frontend_audit_rate_limit")
+        return cls(
+            extension_mutations=schema.get("enable_extension_mutations") is not False,
+            audited_queries=frozenset(
+                normalize_graphql_name(name) for name in (audited if isinstance(audited, (list, tuple, set)) else ())
+            ),
+            mutation_event_types={
+                normalize_graphql_name(name): str(event_type)
+                for name, event_type in (mapping.items() if isinstance(mapping, dict) else ())
+            },
+            record_validation_failures=security.get("record_validation_failures") is True,
+            frontend_allow_anonymous=security.get("frontend_audit_allow_anonymous") is True,
+            frontend_rate_limit=None if rate_limit is None else number("frontend_audit_rate_limit", 1),
+            frontend_rate_window=number("frontend_audit_rate_window", 1),
+            frontend_max_metadata_bytes=number("frontend_audit_max_metadata_bytes", 2),
+        )
+
+
+_graphql_config: GraphQLConfig | None = None
+
+
+def get_graphql_config() -> GraphQLConfig:
+    """The cached :class:`GraphQLConfig` (dropped with the main configuration)."""
+    global _graphql_config
+    config = _graphql_config
+    if config is None:
+        config = _graphql_config = GraphQLConfig.from_settings()
+    return config
+
+
+def _reset_graphql_config() -> None:
+    global _graphql_config
+    _graphql_config = None
+
+
+on_config_change(_reset_graphql_config)

@@ -104,3 +104,13 @@ LOGGING = {
     "loggers": {"rail_django.audit": {"handlers": ["console"], "level": "WARNING"}},
 }
 LOGIN_REDIRECT_URL = "/plain/"
+
+# GraphQL: the test schema, audited by the middleware a project adds (tests/graphql/).
+GRAPHENE = {
+    "SCHEMA": "tests.testapp.schema.schema",
+    "MIDDLEWARE": ["rail_django.security.graphql.GraphQLAuditMiddleware"],
+}
+RAIL_DJANGO_GRAPHQL = {
+    "schema_settings": {"enable_extension_mutations": True},
+    "security_settings": {"audited_query_fields": [], "mutation_event_types": {}},
+}

@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from graphene_django.views import GraphQLView
 
+from rail_django.security.graphql import AuditGraphQLView
 from tests.testapp import views
 
 urlpatterns = [
@@ -13,4 +15,6 @@ urlpatterns = [
     path("token-login/", views.token_login),
     path("failing/", views.failing_view),
     path("async-emit/", views.async_emit_view),
+    path("graphql/", GraphQLView.as_view(graphiql=True)),
+    path("graphql/audited/", AuditGraphQLView.as_view()),
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
+from rail_django.security import alerts
 from rail_django.security.api import security
 from rail_django.security.events import EventType, Outcome, Severity
 
@@ -47,12 +48,29 @@ def on_user_logged_out(sender: Any, request: Any = None, user: Any = None, **kwa
 def on_user_login_failed(sender: Any, credentials: dict[str, Any] | None = None, request: Any = None, **kwargs: Any) -> None:
     # Only the attempted username is kept: the credentials dict also carries
     # the (masked) password and any other field a backend accepted.
-    security.emit(
+    username = attempted_username(credentials)
+    lockout = alerts.pop_refused()
+    if lockout is not None:  # refused by LockoutBackend: recorded, not counted again
+        security.emit(
+            EventType.AUTH_LOGIN_FAILURE,
+            request=request,
+            outcome=Outcome.BLOCKED,
+            severity=Severity.WARNING,
+            action="Login refused: too many failed logins",
+            context={"username_attempted": username, "lockout_rule": lockout.rule},
+            error="Locked out",
+        )
+        return
+    event = security.emit(
         EventType.AUTH_LOGIN_FAILURE,
         request=request,
         outcome=Outcome.FAILURE,
         severity=Severity.WARNING,
         action="Login attempt failed",
-        context={"username_attempted": attempted_username(credentials)},
+        context={"username_attempted": username},
         error="Invalid credentials",
     )
+    if event is not None:
+        alerts.record_failed_login(
+            client_ip=event.client_ip, username=event.context.get("username_attempted"), request=request
+        )

@@ -40,20 +40,18 @@ class Redactor:
     def __init__(self, fields: Iterable[str], mask: str) -> None:
         self.fields = tuple(f.lower() for f in fields if f)
         self.mask = mask
-        words = "|".join(re.escape(f) for f in sorted(self.fields, key=len, reverse=True))
         parts = [
-            # Authorization schemes: keep the scheme, mask the credential.
-            # (a credential has a digit or a symbol: "basic authentication" stays)
-            r"(?P<scheme>\b(?:bearer|basic|digest)\s+)(?P<cred>(?=[A-Za-z0-9._~+/=:-]*[0-9._~+/=-])[A-Za-z0-9._~+/=:-]{6,})",
+            # key=value, key: value, "key": "value". The key is any short token
+            # (bounded, so the scan stays linear on hostile input); whether it
+            # names a secret is decided in _replace.
+            r"(?P<key>(?<![\w.-])(?P<name>[\w.-]{1,64})[\"']?\s*[=:]\s*)"
+            r"(?P<value>(?:(?:bearer|basic|token|digest)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s,;&\"']+))",
+            # Authorization schemes: keep the scheme, mask the credential
+            # (a credential has a digit or a symbol: "basic authentication" stays).
+            r"(?P<scheme>\b(?:bearer|basic|digest)\s+)"
+            r"(?P<cred>(?=[A-Za-z0-9._~+/=:-]*[0-9._~+/=-])[A-Za-z0-9._~+/=:-]{6,})",
             rf"(?P<jwt>{_JWT})",
         ]
-        if words:
-            # key=value, key: value, "key": "value" -- keep the key, mask the value.
-            parts.insert(
-                0,
-                rf"(?P<key>[\w.-]*(?:{words})[\w.-]*[\"']?\s*[=:]\s*)"
-                r"(?P<value>(?:(?:bearer|basic|token|digest)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s,;&]+))",
-            )
         self._text_pattern = re.compile("|".join(parts), re.IGNORECASE)
 
     def is_sensitive_key(self, key: Any) -> bool:
@@ -66,14 +64,24 @@ class Redactor:
             text = text[:MAX_STRING_LENGTH] + "…[truncated]"
         if "\x00" in text:  # PostgreSQL text and jsonb refuse NUL
             text = text.replace("\x00", "\ufffd")
-        return self._text_pattern.sub(self._replace, text)
-
-    def _replace(self, match: re.Match[str]) -> str:
-        if match.group("jwt"):
-            return self.mask
-        if match.group("scheme"):
-            return match.group("scheme") + self.mask
-        return match.group("key") + self.mask
+        out: list[str] = []
+        pos = 0
+        search = self._text_pattern.search
+        while (match := search(text, pos)) is not None:
+            if match.group("jwt"):
+                out += (text[pos:match.start()], self.mask)
+            elif match.group("scheme"):
+                out += (text[pos:match.end("scheme")], self.mask)
+            elif self.is_sensitive_key(match.group("name")):
+                out += (text[pos:match.end("key")], self.mask)
+            else:
+                # Not a secret's key: keep it and scan its value again ("a=password=x").
+                out.append(text[pos:match.end("key")])
+                pos = match.end("key")
+                continue
+            pos = match.end()
+        out.append(text[pos:])
+        return "".join(out)
 
     def clean(self, value: Any, depth: int = 0) -> Any:
         """Return ``value`` JSON-safe, size-bounded and with secrets masked."""

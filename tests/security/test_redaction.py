@@ -88,3 +88,24 @@ def test_emit_redacts_context_error_and_file_line(client, audit_model, audit_log
     assert row.additional_data["context"]["nested"] == [{"password": MASK}]
     text = audit_log_file.read_text()
     assert "sk_live_abc" not in text and "hunter2" not in text
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["x" * 4096, "password" * 512, "a=" * 2048, "eyJ" * 1365, "Bearer " + "1" * 4000, "-." * 2048, "key:" * 1000],
+)
+def test_scrubbing_hostile_text_stays_linear(hostile):
+    # A catastrophic-backtracking pattern would hang here for minutes; the
+    # bound is a hang guard, not a performance measurement.
+    import threading
+
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("out", redact({"note": hostile, "e": hostile})))
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "redaction did not finish: the text pattern backtracks"
+    assert "out" in result
+
+
+def test_a_secret_key_inside_another_value_is_still_found():
+    assert redact("a=password=hunter2") == f"a=password={MASK}"

@@ -1,0 +1,1 @@
+"""rail-django management commands and the code behind them."""

@@ -1,0 +1,105 @@
+"""``manage.py audit_management export|cleanup|summary``: operate on the stored audit events.
+
+    python manage.py audit_management export --format json --days 30 --output audit.json
+    python manage.py audit_management cleanup --days 180 --dry-run
+    python manage.py audit_management summary --hours 24
+
+The work is in :mod:`rail_django.management.audit`; see ``docs/commands.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import CommandParser
+
+from rail_django.management.audit.cleanup import DEFAULT_BATCH_SIZE, run_cleanup
+from rail_django.management.audit.export import DEFAULT_CHUNK_SIZE, FORMATS, run_export
+from rail_django.management.audit.summary import build_summary, render_text
+from rail_django.management.base import AuditCommand, positive_int
+
+
+class Command(AuditCommand):
+    help = "Export, clean up (retention) and summarise the stored audit events."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        verbs = parser.add_subparsers(dest="verb", required=True, metavar="{export,cleanup,summary}")
+
+        export = verbs.add_parser("export", help="Stream events as json, jsonl, csv or ocsf.")
+        export.add_argument("--format", choices=FORMATS, default="json", help="Output format (default json).")
+        export.add_argument("--days", type=positive_int, help="Only events of the last N days.")
+        export.add_argument("--since", help="Only events at or after this ISO 8601 date/time.")
+        export.add_argument("--until", help="Only events before this ISO 8601 date/time.")
+        export.add_argument(
+            "--event-type", action="append", dest="event_types", metavar="TYPE",
+            help="Only this event type (repeatable; 'auth.*' matches a prefix).",
+        )
+        export.add_argument("--output", help="File to write; '-' or absent writes to standard output.")
+        export.add_argument(
+            "--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE,
+            help=f"Rows fetched per database round trip (default {DEFAULT_CHUNK_SIZE}).",
+        )
+
+        cleanup = verbs.add_parser("cleanup", help="Delete events older than the retention period.")
+        cleanup.add_argument("--days", type=positive_int, help="Keep this many days (default AUDIT_RETENTION_DAYS).")
+        cleanup.add_argument("--dry-run", action="store_true", help="Count what would be deleted; delete nothing.")
+        cleanup.add_argument(
+            "--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
+            help=f"Rows deleted per statement (default {DEFAULT_BATCH_SIZE}).",
+        )
+
+        summary = verbs.add_parser("summary", help="Counts of recent events.")
+        summary.add_argument("--hours", type=positive_int, default=24, help="Look back this many hours (default 24).")
+        summary.add_argument("--format", choices=("text", "json"), default="text", help="Output format (default text).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        getattr(self, f"_{options['verb']}")(options)
+
+    def _export(self, options: dict[str, Any]) -> None:
+        to_file = options["output"] not in (None, "-")
+        show_progress = self.stderr.isatty()
+
+        def progress(count: int) -> None:
+            self.stderr.write(f"\rExported {count} events", ending="")
+
+        count = run_export(
+            fmt=options["format"],
+            output=options["output"],
+            stdout=_Raw(self.stdout),
+            progress=progress if show_progress else None,
+            days=options["days"],
+            since=options["since"],
+            until=options["until"],
+            event_types=options["event_types"],
+            chunk_size=options["chunk_size"],
+        )
+        if show_progress:
+            self.stderr.write("")
+        if to_file:
+            self.stdout.write(f"Exported {count} events as {options['format']} to {options['output']}")
+
+    def _cleanup(self, options: dict[str, Any]) -> None:
+        result = run_cleanup(days=options["days"], batch_size=options["batch_size"], dry_run=options["dry_run"])
+        when = f"older than {result.days} days (before {result.cutoff:%Y-%m-%d %H:%M:%S %Z})"
+        if result.dry_run:
+            self.stdout.write(f"Dry run: {result.matched} events {when} would be deleted; nothing was deleted.")
+        else:
+            self.stdout.write(f"Deleted {result.deleted} events {when} in {result.batches} batches.")
+
+    def _summary(self, options: dict[str, Any]) -> None:
+        summary = build_summary(hours=options["hours"])
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(summary, indent=2))
+        else:
+            self.stdout.write(render_text(summary))
+
+
+class _Raw:
+    """Writes to a command's stdout without the line ending ``OutputWrapper`` adds."""
+
+    def __init__(self, wrapper: Any) -> None:
+        self._wrapper = wrapper
+
+    def write(self, text: str) -> None:
+        self._wrapper.write(text, ending="")

@@ -1,0 +1,208 @@
+"""``GraphQLAuditMiddleware``: one audit event per executed GraphQL operation.
+
+graphene calls an execution middleware for every field it resolves. This one
+returns at once for every field that is not a root field
+(``info.path.prev is not None``), so nested fields cost one attribute check.
+
+For root fields it keeps an :class:`~.operation.OperationAudit` on the
+running ``graphql-core`` ``ExecutionContext`` (found once per root field in
+the caller's frames), and emits the operation's event when the last root
+field has been *completed*, sub-selections included:
+
+* after a root resolver returns, the middleware shadows the execution
+  context's ``complete_value`` for exactly one call -- the completion of that
+  root field -- and removes itself before the nested fields run, so the
+  errors raised below the field are seen without touching nested fields;
+* when an error on a non-null root field stops the operation, the event is
+  emitted at once;
+* if anything ends the execution without reaching those points, a
+  ``weakref.finalize`` on the execution context emits the event when the
+  execution context is released: a mutation is never left unrecorded.
+
+When no execution context can be found (a custom executor), the event is
+emitted when the last root resolver returns.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from typing import Any
+
+from graphql import is_non_null_type
+from graphql.execution.execute import ExecutionContext
+from graphql.pyutils import is_awaitable
+
+from rail_django.conf import get_config, get_graphql_config
+from rail_django.security.graphql.operation import OperationAudit, payload_failure
+
+_STATE = "_rail_django_operation_audit"
+_NOT_AUDITED: Any = object()
+_EXECUTE_FIELD = ExecutionContext.execute_field.__code__
+#: Frames searched above the middleware for graphql-core's ``execute_field``.
+_MAX_FRAMES = 16
+
+
+def _execution_context() -> ExecutionContext | None:
+    """The graphql-core execution context that called the running resolver chain."""
+    frame = sys._getframe(2)
+    for _ in range(_MAX_FRAMES):
+        if frame is None:
+            return None
+        code = frame.f_code
+        if code is _EXECUTE_FIELD or code.co_name == "execute_field":
+            candidate = frame.f_locals.get("self")
+            if isinstance(candidate, ExecutionContext):
+                return candidate
+        frame = frame.f_back
+    return None
+
+
+def _errors_of(exe: ExecutionContext) -> list[Any]:
+    collected = getattr(exe, "collected_errors", None)  # graphql-core >= 3.2.7
+    return collected.errors if collected is not None else exe.errors
+
+
+def _fallback_store(info: Any) -> tuple[dict[str, Any], str]:
+    """Where the audit lives when there is no execution context: on the GraphQL context, per operation."""
+    key = f"{_STATE}_{id(info.operation)}"
+    context = info.context
+    if isinstance(context, dict):
+        return context, key
+    store = getattr(context, "__dict__", None)
+    if store is None:
+        store = _ORPHANS
+        if len(store) > 256:  # contexts without attributes: keep this bounded
+            store.clear()
+    return store, key
+
+
+_ORPHANS: dict[str, Any] = {}
+
+
+def _operation_audit(info: Any) -> tuple[OperationAudit | None, ExecutionContext | None]:
+    if not get_config().enabled:
+        return None, None
+    config = get_graphql_config()
+    if info.operation.operation.value != "mutation" and not config.audited_queries:
+        return None, None
+    exe = _execution_context()
+    if exe is not None:
+        store, key = exe.__dict__, _STATE
+    else:
+        store, key = _fallback_store(info)
+    audit = store.get(key)
+    if audit is None:
+        audit = OperationAudit.begin(info, config) or _NOT_AUDITED
+        store[key] = audit
+        if audit is not _NOT_AUDITED:
+            if exe is not None:
+                # The safety net: whatever stops the execution, the event leaves when it is released.
+                finalizer = weakref.finalize(exe, audit.finish)
+                audit.on_finish = finalizer.detach
+            else:
+                audit.on_finish = lambda: store.pop(key, None)
+    return (None if audit is _NOT_AUDITED else audit), exe
+
+
+def _install_completion_hook(exe: ExecutionContext, audit: OperationAudit, key: Any, path: Any) -> None:
+    """Watch the completion of one root field (its sub-selections), then step aside."""
+    stale = exe.__dict__.pop("complete_value", None)
+    if stale is not None and getattr(stale, "_rail_django_key", None) is not None:
+        audit.field_done(stale._rail_django_key)  # its completion never came (another middleware failed)
+    original = exe.complete_value
+
+    def complete_value(return_type: Any, field_nodes: Any, info: Any, field_path: Any, result: Any) -> Any:
+        if exe.__dict__.get("complete_value") is complete_value:
+            del exe.__dict__["complete_value"]  # nested fields run unobserved
+        if field_path is not path:
+            audit.field_done(key)
+            return original(return_type, field_nodes, info, field_path, result)
+        errors = _errors_of(exe)
+        before = len(errors)
+        try:
+            completed = original(return_type, field_nodes, info, field_path, result)
+        except Exception as exc:
+            audit.field_errors(key, [exc])
+            audit.field_done(key, aborts=is_non_null_type(return_type))
+            raise
+        if is_awaitable(completed):
+            return _await_completion(audit, key, completed, errors, before, return_type)
+        audit.field_errors(key, errors[before:])
+        audit.field_done(key)
+        return completed
+
+    complete_value._rail_django_key = key  # type: ignore[attr-defined]
+    exe.complete_value = complete_value  # type: ignore[method-assign]
+
+
+async def _await_completion(
+    audit: OperationAudit, key: Any, completed: Any, errors: list[Any], before: int, return_type: Any
+) -> Any:
+    try:
+        value = await completed
+    except Exception as exc:
+        audit.field_errors(key, [exc])
+        audit.field_done(key, aborts=is_non_null_type(return_type))
+        raise
+    audit.field_errors(key, errors[before:])
+    audit.field_done(key)
+    return value
+
+
+async def _await_resolver(audit: OperationAudit, key: Any, result: Any, return_type: Any) -> Any:
+    field = audit.fields[key]
+    try:
+        value = await result
+    except Exception as exc:
+        field.fail_with(exc)
+        audit.field_done(key, aborts=is_non_null_type(return_type))
+        raise
+    failure = payload_failure(value)
+    if failure:
+        field.fail(failure)
+    audit.field_done(key)
+    return value
+
+
+def _resolve_root(next_: Any, root: Any, info: Any, args: dict[str, Any]) -> Any:
+    audit, exe = _operation_audit(info)
+    if audit is None:
+        return next_(root, info, **args)
+    key = info.path.key
+    field = audit.fields.get(key)
+    if field is None or audit.finished:
+        return next_(root, info, **args)
+    try:
+        result = next_(root, info, **args)
+    except Exception as exc:
+        field.fail_with(exc)
+        audit.field_done(key, aborts=is_non_null_type(info.return_type))
+        raise
+    if is_awaitable(result):
+        return _await_resolver(audit, key, result, info.return_type)
+    failure = payload_failure(result)
+    if failure:
+        field.fail(failure)
+    if exe is not None:
+        _install_completion_hook(exe, audit, key, info.path)
+    else:
+        audit.field_done(key)
+    return result
+
+
+class GraphQLAuditMiddleware:
+    """Records one audit event per executed GraphQL operation.
+
+    Add ``"rail_django.security.graphql.GraphQLAuditMiddleware"`` to
+    ``GRAPHENE["MIDDLEWARE"]`` (last in the list, so it also sees errors
+    raised by the other middleware). Mutations are always recorded; queries
+    and subscriptions when a root field or the operation name is listed in
+    ``RAIL_DJANGO_GRAPHQL["security_settings"]["audited_query_fields"]``.
+    See ``docs/graphql.md`` for the event's type, outcome and content.
+    """
+
+    def resolve(self, next: Any, root: Any, info: Any, **args: Any) -> Any:  # noqa: A002 (graphene's name)
+        if info.path.prev is not None:
+            return next(root, info, **args)
+        return _resolve_root(next, root, info, args)

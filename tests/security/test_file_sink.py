@@ -1,0 +1,70 @@
+"""JSON-lines file sink: whole lines from several processes, rotation, no forged lines."""
+
+import json
+import multiprocessing
+import os
+
+import pytest
+
+from rail_django.security import EventType, security
+from rail_django.security.sinks import FileSink
+
+pytestmark = pytest.mark.sqlite_only  # no database involved
+
+
+def _writer_process(path: str, worker: int, batches: int) -> None:
+    sink = FileSink(path)
+    for batch in range(batches):
+        events = [
+            security.build(EventType.UI_ACTION, context={"worker": worker, "batch": batch, "i": i, "pad": "x" * 3000})
+            for i in range(5)
+        ]
+        sink.write(events)
+    sink.close()
+
+
+def test_several_processes_write_whole_parseable_lines(tmp_path):
+    path = tmp_path / "audit.log"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer_process, args=(str(path), w, 40)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4 * 40 * 5
+    seen = {(d["context"]["worker"], d["context"]["batch"], d["context"]["i"]) for d in map(json.loads, lines)}
+    assert len(seen) == 800
+
+
+def test_size_rotation_keeps_backups_and_whole_lines(tmp_path):
+    path = tmp_path / "audit.log"
+    sink = FileSink(path, max_bytes=4_000, backup_count=2)
+    for n in range(40):
+        sink.write([security.build(EventType.DATA_READ, context={"n": n, "pad": "y" * 300})])
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["audit.log", "audit.log.1", "audit.log.2"]
+    for name in files:
+        for line in (tmp_path / name).read_text().splitlines():
+            json.loads(line)
+    assert os.path.getsize(path) <= 4_000
+
+
+def test_logrotate_style_move_is_followed(tmp_path):
+    path = tmp_path / "audit.log"
+    sink = FileSink(path)
+    sink.write([security.build(EventType.DATA_READ, action="before")])
+    os.rename(path, tmp_path / "audit.log.1")  # what logrotate's `create` mode does
+    sink.write([security.build(EventType.DATA_READ, action="after")])
+    assert json.loads((tmp_path / "audit.log.1").read_text())["action"] == "before"
+    assert json.loads(path.read_text())["action"] == "after"
+
+
+def test_newlines_and_control_characters_cannot_forge_a_line(tmp_path):
+    path = tmp_path / "audit.log"
+    forged = 'x"}\n{"event_type":"auth.login.success","username":"admin"}\r\n\x1b[2J'
+    FileSink(path).write([security.build(EventType.UI_ACTION, action=forged, context={"k": forged})])
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0])["action"] == forged
