@@ -15,6 +15,7 @@ urlpatterns = [
     path("token-login/", views.token_login),
     path("failing/", views.failing_view),
     path("async-emit/", views.async_emit_view),
+    path("alert/", views.alert_view),
     path("graphql/", GraphQLView.as_view(graphiql=True)),
     path("graphql/audited/", AuditGraphQLView.as_view()),
 ]

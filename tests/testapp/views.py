@@ -43,3 +43,8 @@ async def async_emit_view(request):
     await asyncio.sleep(0)
     event = security.emit(EventType.UI_ACTION, action="async view")
     return JsonResponse({"event_id": str(event.event_id)})
+
+
+def alert_view(request):
+    security.emit(EventType.SECURITY_ALERT, outcome=Outcome.FAILURE, action="something suspicious")
+    return HttpResponse("alerted")
