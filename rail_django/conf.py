@@ -37,9 +37,17 @@ DEFAULT_ALERT_THRESHOLDS: dict[str, int] = {
 }
 
 
-def _default_log_file() -> Path:
+def _base_dir() -> Path:
     base_dir = getattr(settings, "BASE_DIR", None)
-    return Path(base_dir if base_dir is not None else Path.cwd()) / "logs" / "audit.log"
+    return Path(base_dir if base_dir is not None else Path.cwd())
+
+
+def _default_log_file() -> Path:
+    return _base_dir() / "logs" / "audit.log"
+
+
+def _default_journal_dir() -> Path:
+    return _base_dir() / "logs" / "audit-journal"
 
 
 #: ``RAIL_DJANGO_GRAPHQL``: each section a project gives is merged over these keys.
@@ -87,6 +95,8 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_BATCH_SIZE": 500,
     "RAIL_DJANGO_TRUSTED_PROXIES": lambda: [],
     "SECURITY_EVENT_ASYNC": True,
+    "AUDIT_JOURNAL_DIR": _default_journal_dir,
+    "AUDIT_JOURNAL_SEGMENT_BYTES": 64 * 1024 * 1024,
     "RAIL_DJANGO_GRAPHQL": lambda: {section: dict(values) for section, values in DEFAULT_GRAPHQL_SETTINGS.items()},
     "AUDIT_LOCKOUT_ENABLED": False,
     "AUDIT_ADMIN_ENABLED": True,
@@ -135,6 +145,8 @@ class SecurityConfig:
     batch_size: int
     trusted_proxies: tuple[str, ...]
     async_delivery: bool
+    journal_dir: Path | None
+    journal_segment_bytes: int
 
     @classmethod
     def from_settings(cls) -> SecurityConfig:
@@ -171,6 +183,8 @@ class SecurityConfig:
             batch_size=max(1, int(read_setting("AUDIT_BATCH_SIZE"))),
             trusted_proxies=tuple(proxies or ()),
             async_delivery=bool(read_setting("SECURITY_EVENT_ASYNC")),
+            journal_dir=Path(journal) if (journal := read_setting("AUDIT_JOURNAL_DIR")) else None,
+            journal_segment_bytes=max(4096, int(read_setting("AUDIT_JOURNAL_SEGMENT_BYTES"))),
         )
 
 

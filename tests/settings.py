@@ -95,6 +95,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUDIT_LOG_FILE = TEST_OUTPUT / "logs" / "audit.log"
+AUDIT_JOURNAL_DIR = TEST_OUTPUT / "journal"
 # Tests assert on rows right after emit; tests of the background writer turn it on.
 SECURITY_EVENT_ASYNC = False
 LOGGING = {
@@ -104,6 +105,8 @@ LOGGING = {
     "loggers": {"rail_django.audit": {"handlers": ["console"], "level": "WARNING"}},
 }
 LOGIN_REDIRECT_URL = "/plain/"
+# live_server serves static files under this prefix (it fails on requests without it).
+STATIC_URL = "/static/"
 
 # GraphQL: the test schema, audited by the middleware a project adds (tests/graphql/).
 GRAPHENE = {

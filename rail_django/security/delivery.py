@@ -26,11 +26,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.db import connections
 
 from rail_django.conf import SecurityConfig, get_config, on_config_change
 from rail_django.security.events import SecurityEvent
+from rail_django.security.journal import Journal, Segment, replay_orphans
 from rail_django.security.sinks import DatabaseSink, FileSink, Sink, WebhookSink
 
 logger = logging.getLogger("rail_django.audit")
@@ -110,12 +112,22 @@ class SinkHealth:
         logger.warning("Audit sink %r recovered; %d event(s) were not written to it meanwhile.", sink.name, lost)
 
 
+@dataclass(slots=True)
+class QueuedEvent:
+    """An event waiting for the writer, with the journal segment that holds it."""
+
+    event: SecurityEvent
+    segment: Segment | None = None
+    database_only: bool = False  # the other sinks already have it
+
+
 class Dispatcher:
-    """Owns the sinks, the queue and the background writer of one process."""
+    """Owns the sinks, the journal, the queue and the background writer of one process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sinks: list[Sink] | None = None
+        self._journal: Journal | None = None
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._pending = 0
@@ -128,15 +140,26 @@ class Dispatcher:
         if sinks is None:
             with self._lock:
                 if self._sinks is None:
-                    self._sinks = build_sinks(get_config())
+                    config = get_config()
+                    self._sinks = build_sinks(config)
+                    if config.store_in_database and config.journal_dir is not None:
+                        self._journal = Journal(config.journal_dir, config.journal_segment_bytes)
                 sinks = self._sinks
         return sinks
+
+    @property
+    def journal(self) -> Journal | None:
+        self.sinks()
+        return self._journal
 
     def reset(self) -> None:
         """Finish queued work, stop the writer and rebuild from the current settings."""
         self.shutdown(timeout=10)
         with self._lock:
             self._sinks = None
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
             if self._thread is None or not self._thread.is_alive():
                 self._queue, self._thread = None, None
 
@@ -146,52 +169,114 @@ class Dispatcher:
         # On an event loop thread blocking I/O would stall every request the
         # loop serves (and Django forbids the ORM there): always queue.
         if not config.async_delivery and not _on_event_loop():
-            self._write_now([event], config)
+            self._write_now(event, config)
             return
+        item = QueuedEvent(event, self._journal_append(event))
         self._ensure_writer(config)
         with self._idle:
             self._pending += 1
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(item)
         except queue.Full:
             # Back-pressure: write this event and a batch of queued ones here.
-            batch = [event]
-            batch.extend(self._take(config.batch_size - 1))
+            batch = [item, *self._take(config.batch_size - 1)]
             try:
-                self._write_now(batch, config)
+                self._write_items(batch, retry=False)
             finally:
                 self._settle(len(batch))
 
-    def _write_now(self, batch: list[SecurityEvent], config: SecurityConfig) -> None:
-        connection = connections[config.database_alias]
-        in_transaction = connection.in_atomic_block
-        for sink in self.sinks():
-            try:
-                if in_transaction and isinstance(sink, DatabaseSink) and connection.vendor == "sqlite":
-                    # SQLite has one writer: a second connection would wait for
-                    # the caller's transaction to end. The writer thread stores
-                    # the row as soon as it does, commit or rollback.
-                    self._enqueue_retry(batch, config)
-                    continue
-                if in_transaction and isinstance(sink, DatabaseSink):
-                    with isolated_connection(sink.alias):
-                        sink.write(batch)
-                else:
-                    sink.write(batch)
-            except Exception as exc:
-                if isinstance(sink, DatabaseSink):
-                    # Hand the rows to the writer, which retries until it can.
-                    self._enqueue_retry(batch, config)
-                else:
-                    self.health.failed(sink, batch, exc)
-            else:
-                self.health.succeeded(sink)
+    def _journal_append(self, event: SecurityEvent) -> Segment | None:
+        journal = self.journal
+        if journal is None:
+            return None
+        try:
+            segment = journal.append(event)
+        except OSError as exc:
+            self.health.failed(_JOURNAL, [event], exc)
+            return None
+        self.health.succeeded(_JOURNAL)
+        return segment
 
-    def _enqueue_retry(self, batch: list[SecurityEvent], config: SecurityConfig) -> None:
+    def _write_now(self, event: SecurityEvent, config: SecurityConfig) -> None:
+        connection = connections[config.database_alias]
+        if connection.in_atomic_block and connection.vendor == "sqlite":
+            # SQLite has one writer: a second connection would wait for the
+            # caller's transaction to end. The writer thread stores the row as
+            # soon as it does, commit or rollback; the other sinks write now.
+            self._write_items([QueuedEvent(event)], retry=False, sinks=self._non_database_sinks())
+            self._enqueue(QueuedEvent(event, self._journal_append(event), database_only=True), config)
+            return
+        failed = self._write_items([QueuedEvent(event)], retry=False, isolate=connection.in_atomic_block)
+        if failed:
+            # Hand the row to the writer, which retries (and spools) until it can.
+            self._enqueue(QueuedEvent(event, self._journal_append(event), database_only=True), config)
+
+    def _enqueue(self, item: QueuedEvent, config: SecurityConfig) -> None:
         self._ensure_writer(config)
         with self._idle:
             self._pending += 1
-        self._queue.put(("database-only", batch))
+        self._queue.put(item)
+
+    def _non_database_sinks(self) -> list[Sink]:
+        return [s for s in self.sinks() if not isinstance(s, DatabaseSink)]
+
+    def _write_items(
+        self, items: list[QueuedEvent], retry: bool, isolate: bool = False, sinks: list[Sink] | None = None
+    ) -> set:
+        """Write ``items`` to every sink; returns the ids of events the database refused."""
+        db_failed: set = set()
+        for sink in self.sinks() if sinks is None else sinks:
+            is_database = isinstance(sink, DatabaseSink)
+            events = [i.event for i in items if is_database or not i.database_only]
+            if not events:
+                continue
+            if is_database and isolate:
+                with isolated_connection(sink.alias):
+                    failed = self._write_sink(sink, events, retry)
+            else:
+                failed = self._write_sink(sink, events, retry)
+            if is_database:
+                db_failed = failed
+        journal = self._journal
+        if journal is not None and any(i.segment is not None for i in items):
+            journal.mark([i.segment for i in items if i.event.event_id not in db_failed], stored=True)
+            journal.mark([i.segment for i in items if i.event.event_id in db_failed], stored=False)
+        return db_failed
+
+    def _write_sink(self, sink: Sink, batch: list[SecurityEvent], retry: bool) -> set:
+        """Write one sink, retrying when asked; the ids of the events it finally refused."""
+        error = self._attempts(sink, batch, len(RETRY_DELAYS) + 1 if retry else 1)
+        failed: set = set()
+        if error is not None and len(batch) > 1:
+            # One bad event must not sink its batch: write them one by one.
+            for event in batch:
+                single_error = self._attempts(sink, [event], 1)
+                if single_error is not None:
+                    failed.add(event.event_id)
+                    self.health.failed(sink, [event], single_error)
+        elif error is not None:
+            failed.add(batch[0].event_id)
+            self.health.failed(sink, batch, error)
+        else:
+            self.health.succeeded(sink)
+        if isinstance(sink, DatabaseSink):
+            connections[sink.alias].close_if_unusable_or_obsolete()
+        return failed
+
+    def _attempts(self, sink: Sink, batch: list[SecurityEvent], attempts: int) -> Exception | None:
+        """Try ``sink.write(batch)`` up to ``attempts`` times; the last error or None."""
+        error: Exception | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)])
+            try:
+                sink.write(batch)
+                return None
+            except Exception as exc:
+                error = exc
+                if isinstance(sink, DatabaseSink):
+                    connections[sink.alias].close()  # reconnect on the next attempt
+        return error
 
     # -- background writer ---------------------------------------------------
     def _ensure_writer(self, config: SecurityConfig) -> None:
@@ -218,58 +303,53 @@ class Dispatcher:
         return items
 
     def _run(self) -> None:
+        self._recover_journals()
         while True:
             try:
                 first = self._queue.get(timeout=IDLE_CLOSE_SECONDS)
             except queue.Empty:
+                self._redeliver_spool()
                 connections.close_all()  # idle: do not hold connections open
                 continue
             if first is _STOP:
                 connections.close_all()
                 return
             items = [first, *self._take(get_config().batch_size - 1)]
-            events = [i for i in items if isinstance(i, SecurityEvent)]
             try:
-                if events:
-                    self._write_with_retry(events, self.sinks())
-                for item in items:
-                    if isinstance(item, tuple):  # a database batch that failed in a request
-                        self._write_with_retry(item[1], [s for s in self.sinks() if isinstance(s, DatabaseSink)])
+                self._write_items(items, retry=True)
             except Exception:
-                logger.exception("Audit writer failed on a batch of %d item(s)", len(items))
+                logger.exception("Audit writer failed on a batch of %d event(s)", len(items))
             finally:
                 self._settle(len(items))
 
-    def _write_with_retry(self, batch: list[SecurityEvent], sinks: list[Sink]) -> None:
-        for sink in sinks:
-            error = self._attempts(sink, batch, len(RETRY_DELAYS) + 1)
-            if error is not None and len(batch) > 1:
-                # One bad event must not sink its batch: write them one by one.
-                for event in batch:
-                    single_error = self._attempts(sink, [event], 1)
-                    if single_error is not None:
-                        self.health.failed(sink, [event], single_error)
-            elif error is not None:
-                self.health.failed(sink, batch, error)
-            else:
-                self.health.succeeded(sink)
-            if isinstance(sink, DatabaseSink):
-                connections[sink.alias].close_if_unusable_or_obsolete()
+    def _database_sink(self) -> DatabaseSink | None:
+        return next((s for s in self.sinks() if isinstance(s, DatabaseSink)), None)
 
-    def _attempts(self, sink: Sink, batch: list[SecurityEvent], attempts: int) -> Exception | None:
-        """Try ``sink.write(batch)`` up to ``attempts`` times; the last error or None."""
-        error: Exception | None = None
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(RETRY_DELAYS[min(attempt - 1, len(RETRY_DELAYS) - 1)])
+    def _recover_journals(self) -> None:
+        """Store what dead processes left in the journal directory."""
+        journal, sink = self.journal, self._database_sink()
+        if journal is None or sink is None:
+            return
+        try:
+            count = replay_orphans(journal.directory, sink.write, get_config().batch_size)
+        except Exception:
+            logger.exception("Could not replay the audit journal in %s", journal.directory)
+            return
+        if count:
+            logger.warning("Replayed %d audit event(s) left in the journal by a stopped process.", count)
+
+    def _redeliver_spool(self) -> None:
+        journal, sink = self._journal, self._database_sink()
+        if journal is None or sink is None:
+            return
+        for segment in journal.spooled():
             try:
-                sink.write(batch)
-                return None
-            except Exception as exc:
-                error = exc
-                if isinstance(sink, DatabaseSink):
-                    connections[sink.alias].close()  # reconnect on the next attempt
-        return error
+                count = journal.redeliver(segment, sink.write)
+            except Exception:
+                connections[sink.alias].close()
+                return  # still down: try again when next idle
+            self.health.succeeded(sink)
+            logger.warning("Delivered %d spooled audit event(s) from %s.", count, segment.path.name)
 
     def _settle(self, count: int) -> None:
         with self._idle:
@@ -312,6 +392,16 @@ class Dispatcher:
         self._thread = None
         self._pending = 0
         self._sinks = None
+        if self._journal is not None:
+            self._journal.after_fork_in_child()
+            self._journal = None
+
+
+class _JournalName:
+    name = "journal"
+
+
+_JOURNAL = _JournalName()
 
 
 dispatcher = Dispatcher()

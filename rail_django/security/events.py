@@ -202,3 +202,31 @@ class SecurityEvent:
             "context": self.context,
             "error": self.error,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SecurityEvent:
+        """Rebuild an event from :meth:`to_dict` output (journal replay)."""
+        resource = data.get("resource") or {}
+        return cls(
+            event_id=uuid.UUID(data["event_id"]),
+            event_type=data["event_type"],
+            timestamp=datetime.fromisoformat(data["timestamp"]),
+            severity=data["severity"],
+            outcome=data["outcome"],
+            action=data.get("action") or "",
+            user_id=data.get("user_id"),
+            username=data.get("username"),
+            client_ip=data.get("client_ip"),
+            remote_addr=data.get("remote_addr"),
+            user_agent=data.get("user_agent") or "",
+            request_path=data.get("request_path") or "",
+            request_method=data.get("request_method") or "",
+            correlation_id=data.get("correlation_id"),
+            session_id=data.get("session_id"),
+            resource_type=resource.get("type"),
+            resource_name=resource.get("name"),
+            resource_id=resource.get("id"),
+            risk_score=data.get("risk_score"),
+            context=data.get("context") or {},
+            error=data.get("error"),
+        )

@@ -25,6 +25,7 @@ emitted when the last root resolver returns.
 
 from __future__ import annotations
 
+import logging
 import sys
 import weakref
 from typing import Any
@@ -34,7 +35,9 @@ from graphql.execution.execute import ExecutionContext
 from graphql.pyutils import is_awaitable
 
 from rail_django.conf import get_config, get_graphql_config
-from rail_django.security.graphql.operation import OperationAudit, payload_failure
+from rail_django.security.graphql.operation import OperationAudit
+
+logger = logging.getLogger("rail_django.audit")
 
 _STATE = "_rail_django_operation_audit"
 _NOT_AUDITED: Any = object()
@@ -118,17 +121,20 @@ def _install_completion_hook(exe: ExecutionContext, audit: OperationAudit, key: 
         if field_path is not path:
             audit.field_done(key)
             return original(return_type, field_nodes, info, field_path, result)
-        errors = _errors_of(exe)
-        before = len(errors)
+        try:
+            errors: list[Any] | None = _errors_of(exe)
+            before = len(errors)
+        except Exception:  # an unknown graphql-core: errors below the field are not attributed
+            errors, before = None, 0
         try:
             completed = original(return_type, field_nodes, info, field_path, result)
         except Exception as exc:
-            audit.field_errors(key, [exc])
-            audit.field_done(key, aborts=is_non_null_type(return_type))
+            audit.resolver_raised(key, exc, aborts=is_non_null_type(return_type))
             raise
         if is_awaitable(completed):
             return _await_completion(audit, key, completed, errors, before, return_type)
-        audit.field_errors(key, errors[before:])
+        if errors is not None:
+            audit.completion_errors(key, errors[before:])
         audit.field_done(key)
         return completed
 
@@ -137,53 +143,47 @@ def _install_completion_hook(exe: ExecutionContext, audit: OperationAudit, key: 
 
 
 async def _await_completion(
-    audit: OperationAudit, key: Any, completed: Any, errors: list[Any], before: int, return_type: Any
+    audit: OperationAudit, key: Any, completed: Any, errors: list[Any] | None, before: int, return_type: Any
 ) -> Any:
     try:
         value = await completed
     except Exception as exc:
-        audit.field_errors(key, [exc])
-        audit.field_done(key, aborts=is_non_null_type(return_type))
+        audit.resolver_raised(key, exc, aborts=is_non_null_type(return_type))
         raise
-    audit.field_errors(key, errors[before:])
+    if errors is not None:
+        audit.completion_errors(key, errors[before:])
     audit.field_done(key)
     return value
 
 
 async def _await_resolver(audit: OperationAudit, key: Any, result: Any, return_type: Any) -> Any:
-    field = audit.fields[key]
     try:
         value = await result
     except Exception as exc:
-        field.fail_with(exc)
-        audit.field_done(key, aborts=is_non_null_type(return_type))
+        audit.resolver_raised(key, exc, aborts=is_non_null_type(return_type))
         raise
-    failure = payload_failure(value)
-    if failure:
-        field.fail(failure)
+    audit.resolver_returned(key, value)
     audit.field_done(key)
     return value
 
 
 def _resolve_root(next_: Any, root: Any, info: Any, args: dict[str, Any]) -> Any:
-    audit, exe = _operation_audit(info)
-    if audit is None:
-        return next_(root, info, **args)
+    try:
+        audit, exe = _operation_audit(info)
+    except Exception:  # auditing must never fail the field
+        logger.exception("GraphQL audit bookkeeping failed for %r", info.field_name)
+        audit, exe = None, None
     key = info.path.key
-    field = audit.fields.get(key)
-    if field is None or audit.finished:
+    if audit is None or audit.finished or key not in audit.fields:
         return next_(root, info, **args)
     try:
         result = next_(root, info, **args)
     except Exception as exc:
-        field.fail_with(exc)
-        audit.field_done(key, aborts=is_non_null_type(info.return_type))
+        audit.resolver_raised(key, exc, aborts=is_non_null_type(info.return_type))
         raise
     if is_awaitable(result):
         return _await_resolver(audit, key, result, info.return_type)
-    failure = payload_failure(result)
-    if failure:
-        field.fail(failure)
+    audit.resolver_returned(key, result)
     if exe is not None:
         _install_completion_hook(exe, audit, key, info.path)
     else:

@@ -192,23 +192,40 @@ class OperationAudit:
                 return None
         return cls(info, kind, fields, config)
 
-    # --- root field lifecycle -------------------------------------------------
+    # --- root field lifecycle (never raises: a bookkeeping problem must not fail a field) ---
+
+    def resolver_raised(self, key: Any, error: BaseException, *, aborts: bool) -> None:
+        """A root resolver raised ``error``; ``aborts`` when the field is non-null (the operation stops)."""
+        try:
+            self.fields[key].fail_with(error)
+        except Exception:
+            logger.exception("Could not record a GraphQL resolver error")
+        self.field_done(key, aborts=aborts)
+
+    def resolver_returned(self, key: Any, result: Any) -> None:
+        """A root resolver returned ``result``: a payload may still report a failure."""
+        try:
+            failure = payload_failure(result)
+            if failure:
+                self.fields[key].fail(failure)
+        except Exception:
+            logger.exception("Could not inspect a GraphQL payload")
+
+    def completion_errors(self, key: Any, errors: list[Any]) -> None:
+        """Record GraphQL errors raised below a root field while its value was completed."""
+        try:
+            for error in errors[:MAX_ERRORS]:
+                self.fields[key].fail_with(error)
+        except Exception:
+            logger.exception("Could not record GraphQL field errors")
 
     def field_done(self, key: Any, *, aborts: bool = False) -> None:
-        """Mark a root field finished; ``aborts`` when its error stops the whole operation."""
+        """Mark a root field finished; the last one (or one that ``aborts``) emits the event."""
         field = self.fields.get(key)
         if field is not None:
             field.done = True
         if aborts or all(f.done for f in self.fields.values()):
             self.finish()
-
-    def field_errors(self, key: Any, errors: list[Any]) -> None:
-        """Record GraphQL errors raised below a root field while its value was completed."""
-        field = self.fields.get(key)
-        if field is None or not errors:
-            return
-        for error in errors[:MAX_ERRORS]:
-            field.fail_with(error)
 
     # --- the event --------------------------------------------------------------
 
@@ -226,13 +243,14 @@ class OperationAudit:
 
     def _emit(self) -> None:
         recorded = [f for f in self.fields.values() if f.recorded]
-        reportable = [f for f in recorded if not f.recorded_elsewhere]
-        if not reportable:
+        # A field whose refusal was already recorded (the audit query) does not make a second event...
+        if all(f.recorded_elsewhere for f in recorded):
             return
         names = [f.name for f in recorded]
-        denied = any(f.denied for f in reportable)
-        failed = any(f.failed for f in reportable)
-        errors = [message for f in reportable for message in f.errors][:MAX_ERRORS]
+        # ...nor turn the operation's event into a denial; it still counts as a failure.
+        denied = any(f.denied and not f.recorded_elsewhere for f in recorded)
+        failed = any(f.failed for f in recorded)
+        errors = [message for f in recorded for message in f.errors][:MAX_ERRORS]
         if self.kind == "mutation":
             types = [mutation_event_type(f.name, self.config) for f in recorded]
             event_type = max(types, key=lambda t: _default_severity(t).rank)  # first wins a tie

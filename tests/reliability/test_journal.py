@@ -1,0 +1,118 @@
+"""No event is lost: a killed worker, a database that is down, a journal that must not grow."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.db import connection
+
+from rail_django.security import EventType, security
+from rail_django.security.delivery import dispatcher
+from rail_django.security.sinks import DatabaseSink
+
+pytestmark = pytest.mark.django_db(transaction=True)
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def journaled(settings, tmp_path):
+    settings.SECURITY_EVENT_ASYNC = True
+    settings.AUDIT_STORE_IN_FILE = False
+    settings.AUDIT_JOURNAL_DIR = tmp_path / "journal"
+    yield tmp_path / "journal"
+    dispatcher.reset()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigkill_loses_no_event_whose_request_got_a_response(journaled, audit_model):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RAIL_DJANGO_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "RAIL_DJANGO_TEST_JOURNAL": str(journaled),
+        "RAIL_DJANGO_TEST_SLOW_WRITE": "0.3",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.server", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        with requests.Session() as http:
+            ids = [http.get(f"http://127.0.0.1:{port}/emit/", timeout=10).json()["event_id"] for _ in range(150)]
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+    stored_at_kill = audit_model.objects.filter(event_id__in=ids).count()
+    assert stored_at_kill < len(ids), "every event was stored before the kill: the test proved nothing"
+
+    # The next process that starts a writer replays what the dead one journaled.
+    security.emit(EventType.SYSTEM_CONFIG_CHANGE, action="restarted")
+    assert security.flush(timeout=60)
+    stored = {str(i) for i in audit_model.objects.filter(event_id__in=ids).values_list("event_id", flat=True)}
+    assert stored == set(ids)
+    assert audit_model.objects.filter(event_type="data.read").count() == len(ids)  # no duplicates
+    assert list(journaled.glob("journal-*.jsonl")) == [journaled / f"journal-{os.getpid()}-1.jsonl"]
+
+
+def test_events_refused_by_a_down_database_are_spooled_and_delivered_when_it_returns(
+    journaled, audit_model, monkeypatch
+):
+    monkeypatch.setattr("rail_django.security.delivery.RETRY_DELAYS", (0.0,))
+    monkeypatch.setattr("rail_django.security.delivery.IDLE_CLOSE_SECONDS", 0.05)
+    database_up = False
+    original = DatabaseSink.write
+
+    def write(self, events):
+        if not database_up:
+            raise ConnectionError("connection refused")
+        return original(self, events)
+
+    monkeypatch.setattr(DatabaseSink, "write", write)
+    ids = {security.emit(EventType.DATA_READ, context={"n": n}).event_id for n in range(300)}
+    assert security.flush(timeout=30)
+    assert audit_model.objects.count() == 0
+    spooled = [json.loads(line)["event_id"] for p in journaled.glob("*.jsonl") for line in p.read_text().splitlines()]
+    assert set(spooled) == {str(i) for i in ids}
+
+    database_up = True
+    security.emit(EventType.DATA_READ, context={"n": "after"})
+    assert security.flush(timeout=30)
+    for _ in range(100):  # the writer re-delivers the spool when it is next idle
+        if audit_model.objects.count() == 301:
+            break
+        time.sleep(0.05)
+    assert set(audit_model.objects.values_list("event_id", flat=True)) >= ids
+    assert audit_model.objects.count() == 301
+
+
+def test_the_journal_is_emptied_once_events_are_stored(journaled, audit_model):
+    for n in range(50):
+        security.emit(EventType.DATA_READ, context={"n": n})
+    assert security.flush(timeout=30)
+    assert audit_model.objects.count() == 50
+    [segment] = journaled.glob("journal-*.jsonl")
+    assert segment.stat().st_size == 0
+
+
+def test_a_torn_last_line_is_skipped_on_replay(journaled, audit_model, tmp_path):
+    from rail_django.security.journal import replay_orphans
+    from rail_django.security.sinks.base import event_json
+
+    journaled.mkdir(parents=True)
+    good = security.build(EventType.DATA_READ, action="whole line")
+    (journaled / "journal-999999-1.jsonl").write_text(event_json(good) + "\n" + event_json(good)[:40])
+    assert replay_orphans(journaled, DatabaseSink().write) == 1
+    assert audit_model.objects.get().event_id == good.event_id
+    assert not list(journaled.glob("*.jsonl"))
