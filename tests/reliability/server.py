@@ -21,8 +21,9 @@ def main() -> None:
     settings.AUDIT_STORE_IN_FILE = False
     django.setup()
 
-    from django.core.handlers.wsgi import WSGIHandler
     from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from django.core.handlers.wsgi import WSGIHandler
 
     from rail_django.security.sinks import DatabaseSink
 

@@ -79,7 +79,9 @@ def test_tampered_body_fails_verification(receiver):
     security.emit(EventType.SECURITY_ALERT)
     security.flush(timeout=30)
     [req] = receiver.requests
-    with pytest.raises(Exception):
+    from standardwebhooks.webhooks import WebhookVerificationError
+
+    with pytest.raises(WebhookVerificationError):
         Webhook(SECRET).verify(req["body"].replace("security.alert", "data.read"), req["headers"])
 
 
