@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, register
+from django.core.checks import Warning as CheckWarning
 
 from rail_django.conf import DEFAULT_ALERT_THRESHOLDS, read_setting
 from rail_django.security.events import Severity
@@ -200,3 +203,88 @@ def check_admin(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     if not isinstance(enabled, bool):
         return [_error("rail_django.E040", "AUDIT_ADMIN_ENABLED", enabled, "it must be True or False")]
     return []
+
+
+# --- RAIL_DJANGO_GRAPHQL (E020-E029, W020) ------------------------------------
+
+_GRAPHQL_SECTIONS = ("schema_settings", "security_settings")
+_GRAPHQL_BOOLEANS = {
+    ("schema_settings", "enable_extension_mutations"): "rail_django.E023",
+    ("security_settings", "record_validation_failures"): "rail_django.E023",
+    ("security_settings", "frontend_audit_allow_anonymous"): "rail_django.E023",
+}
+_EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+
+
+def _graphql_name(section: str, key: str) -> str:
+    return f'RAIL_DJANGO_GRAPHQL["{section}"]["{key}"]'
+
+
+def _check_graphql_names(values: dict[str, Any]) -> list[Error]:
+    errors = []
+    fields = values.get("audited_query_fields", ())
+    if not isinstance(fields, (list, tuple)) or not all(isinstance(f, str) and f.strip() for f in fields):
+        errors.append(_error("rail_django.E021", _graphql_name("security_settings", "audited_query_fields"), fields,
+                             "it must be a list of root field or operation names"))
+    mapping = values.get("mutation_event_types", {})
+    setting = _graphql_name("security_settings", "mutation_event_types")
+    if not isinstance(mapping, dict):
+        errors.append(_error("rail_django.E022", setting, mapping, "it must be a dict of mutation field name -> event type"))
+    else:
+        for name, event_type in mapping.items():
+            if not isinstance(name, str) or not name.strip():
+                errors.append(_error("rail_django.E022", setting, name, "each key must be a mutation field name"))
+            elif not isinstance(event_type, str) or len(event_type) > 64 or not _EVENT_TYPE.match(event_type):
+                errors.append(_error("rail_django.E022", f"{setting}[{name!r}]", event_type,
+                                     "it must be an event type such as 'data.delete' (lower case, dotted, at most 64 characters)"))
+    return errors
+
+
+def _check_graphql_numbers(values: dict[str, Any]) -> list[Error]:
+    errors = []
+    limit = values.get("frontend_audit_rate_limit")
+    if limit is not None and (not _is_int(limit) or limit < 1):
+        errors.append(_error("rail_django.E024", _graphql_name("security_settings", "frontend_audit_rate_limit"), limit,
+                             "it must be None (no limit) or a whole number of events >= 1"))
+    window = values.get("frontend_audit_rate_window")
+    if not _is_int(window) or window < 1:
+        errors.append(_error("rail_django.E024", _graphql_name("security_settings", "frontend_audit_rate_window"), window,
+                             "it must be a whole number of seconds >= 1"))
+    size = values.get("frontend_audit_max_metadata_bytes")
+    if not _is_int(size) or not 2 <= size <= 1_048_576:
+        errors.append(_error("rail_django.E025", _graphql_name("security_settings", "frontend_audit_max_metadata_bytes"),
+                             size, "it must be a whole number of bytes from 2 to 1048576"))
+    return errors
+
+
+@register("rail_django")
+def check_graphql(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``RAIL_DJANGO_GRAPHQL``: its shape (E020), names (E021, E022), switches (E023), limits (E024, E025)."""
+    from rail_django.conf import DEFAULT_GRAPHQL_SETTINGS, graphql_settings
+
+    configured = read_setting("RAIL_DJANGO_GRAPHQL")
+    if not isinstance(configured, dict):
+        return [_error("rail_django.E020", "RAIL_DJANGO_GRAPHQL", configured, "it must be a dict of sections")]
+    messages: list[CheckMessage] = []
+    for section in _GRAPHQL_SECTIONS:
+        value = configured.get(section, {})
+        if not isinstance(value, dict):
+            messages.append(_error("rail_django.E020", f'RAIL_DJANGO_GRAPHQL["{section}"]', value, "it must be a dict"))
+            continue
+        known = list(DEFAULT_GRAPHQL_SETTINGS[section])
+        for key in value:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.8)
+            if key not in known and close:
+                messages.append(CheckWarning(
+                    f"{_graphql_name(section, key)} is not a rail-django setting; did you mean {close[0]!r}?",
+                    hint="Unknown keys are ignored.", id="rail_django.W020",
+                ))
+    if messages and any(isinstance(m, Error) for m in messages):
+        return messages
+    merged = graphql_settings()
+    for (section, key), check_id in _GRAPHQL_BOOLEANS.items():
+        if not isinstance(merged[section].get(key), bool):
+            messages.append(_error(check_id, _graphql_name(section, key), merged[section].get(key), "it must be True or False"))
+    messages += _check_graphql_names(merged["security_settings"])
+    messages += _check_graphql_numbers(merged["security_settings"])
+    return messages

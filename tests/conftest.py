@@ -50,9 +50,10 @@ def _stop_writer_before_test_database_is_dropped(django_db_setup, django_db_bloc
 
 
 @pytest.fixture(autouse=True)
-def _drain_audit_queue():
-    """Each test starts and ends with nothing queued, so rows never leak between tests."""
+def _isolated_audit_delivery(settings, tmp_path):
+    """Each test has its own journal and starts and ends with nothing queued, so events never leak."""
     dispatcher.flush(timeout=30)
+    settings.AUDIT_JOURNAL_DIR = tmp_path / "audit-journal"
     yield
     dispatcher.flush(timeout=30)
 

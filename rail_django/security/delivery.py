@@ -86,6 +86,34 @@ def build_sinks(config: SecurityConfig) -> list[Sink]:
     return sinks
 
 
+def raise_audit_failure_alert(sink_name: str, exc: BaseException, count: int) -> None:
+    """An audit trail that stops recording is itself an incident (PCI DSS 10.7.2).
+
+    Records one ``system.error`` event through the sinks that still work and
+    sends ``security_alert``; called once per incident, not per event.
+    """
+    from rail_django.security.api import security
+    from rail_django.security.events import EventType, Outcome, Severity
+    from rail_django.security.signals import security_alert
+
+    try:
+        event = security.emit(
+            EventType.SYSTEM_ERROR,
+            outcome=Outcome.ERROR,
+            severity=Severity.CRITICAL,
+            action=f"Audit sink '{sink_name}' is failing",
+            context={"sink": sink_name, "events_affected": count, "error_type": type(exc).__name__},
+            error=str(exc),
+            resource_type="audit_sink",
+            resource_name=sink_name,
+        )
+        security_alert.send_robust(
+            sender=Dispatcher, event=event, rule="audit_sink_failure", key=sink_name, count=count, window=None,
+        )
+    except Exception:  # reporting a failure must never fail the caller
+        logger.exception("Could not raise the alert for failing audit sink %r", sink_name)
+
+
 class SinkHealth:
     """Reports a sink's failures once per incident, and its recovery."""
 
@@ -103,6 +131,7 @@ class SinkHealth:
                 "Further failures are counted until it recovers.",
                 sink.name, type(exc).__name__, exc, len(events), events[0].event_id,
             )
+            raise_audit_failure_alert(sink.name, exc, len(events))
 
     def succeeded(self, sink: Sink) -> None:
         if sink.name not in self.failing:
@@ -157,6 +186,7 @@ class Dispatcher:
         self.shutdown(timeout=10)
         with self._lock:
             self._sinks = None
+            self.health = SinkHealth()  # new sinks, new incidents
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None

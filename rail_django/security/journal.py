@@ -25,6 +25,7 @@ request).
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -39,6 +40,8 @@ from rail_django.security.sinks.base import event_json
 logger = logging.getLogger("rail_django.audit")
 
 SEGMENT_GLOB = "journal-*.jsonl"
+# Unique names per process, across Journal instances (settings may change).
+_segment_numbers = itertools.count(1)
 
 
 @dataclass(eq=False)
@@ -61,7 +64,6 @@ class Journal:
         self._lock = threading.Lock()
         self._current: Segment | None = None
         self._closed: list[Segment] = []
-        self._counter = 0
 
     # -- request path ---------------------------------------------------------
     def append(self, event: SecurityEvent) -> Segment:
@@ -109,8 +111,7 @@ class Journal:
         if self._current is not None:
             self._close(self._current)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._counter += 1
-        path = self.directory / f"journal-{os.getpid()}-{self._counter}.jsonl"
+        path = self.directory / f"journal-{os.getpid()}-{next(_segment_numbers)}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours while we live
         self._current = Segment(path, fd)
@@ -159,9 +160,15 @@ class Journal:
         self._closed = []
 
     def close(self) -> None:
+        """Close every segment; spooled ones are unlocked, so the next writer replays them."""
         with self._lock:
             if self._current is not None:
                 self._close(self._current)
+            for segment in self._closed:
+                if segment.fd is not None:
+                    os.close(segment.fd)
+                    segment.fd = None
+            self._closed = []
 
 
 def read_events(path: Path) -> Iterator[SecurityEvent]:

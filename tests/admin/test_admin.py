@@ -243,3 +243,53 @@ def test_setting_switches_the_registration_off():
 def test_setting_must_be_a_boolean():
     with override_settings(AUDIT_ADMIN_ENABLED="yes"), pytest.raises(SystemCheckError, match=r"rail_django.E040.*AUDIT_ADMIN_ENABLED"):
         call_command("check")
+
+
+def test_planner_estimate_is_shown_as_about(su_client, sample, monkeypatch):
+    from rail_django.extensions.audit import paginator
+
+    monkeypatch.setattr(paginator, "planner_estimate", lambda queryset: 123_456)
+    with CaptureQueriesContext(connection) as queries:
+        response = su_client.get(LIST)
+    assert not [q for q in queries if "COUNT(" in q["sql"].upper()]
+    assert response.context["cl"].result_count == 123_456
+    assert re.search(r'class="rail-estimate"[^>]*>about 123456<', response.content.decode())
+    assert '?p=2469"' in response.content.decode()  # 123456 / 50 pages, the last one linked
+
+
+def test_wrong_small_estimate_counts_only_up_to_the_threshold(su_client, sample, monkeypatch):
+    from rail_django.extensions.audit import paginator
+
+    monkeypatch.setattr(paginator, "planner_estimate", lambda queryset: 1)
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_below", 4)
+    response = su_client.get(LIST)
+    assert response.context["cl"].paginator.count_is_lower_bound
+    assert response.context["cl"].result_count == 5
+    assert re.search(r'class="rail-estimate"[^>]*>more than 4<', response.content.decode())
+    monkeypatch.setattr(EstimatedCountPaginator, "exact_below", 10)
+    response = su_client.get(LIST)
+    assert not response.context["cl"].paginator.count_is_lower_bound
+    assert response.context["cl"].result_count == 6
+
+
+@pytest.mark.parametrize(
+    ("index", "query"),
+    [
+        ("rail_audit_outcome_ts_idx", "outcome=denied"),
+        ("rail_audit_attempted_ts_idx", "attempted=bob"),
+        ("rail_audit_sev_ts_idx", "severity=critical"),
+        ("rail_audit_username_ts_idx", "username=alice"),
+    ],
+)
+def test_filters_can_use_their_indexes_on_postgresql(su_client, sample, index, query):
+    if connection.vendor != "postgresql":
+        pytest.skip("the partial expression indexes exist on PostgreSQL only (checked in the PostgreSQL pass)")
+    response = su_client.get(f"{LIST}?{query}")
+    queryset = response.context["cl"].queryset
+    with connection.cursor() as cursor:  # a tiny table: make the planner show whether the index matches at all
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            plan = queryset.explain()
+        finally:
+            cursor.execute("SET enable_seqscan = on")
+    assert index in plan

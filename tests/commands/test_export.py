@@ -102,15 +102,17 @@ def _from_csv(model, text):
 def test_csv_export_has_every_column_and_parses_back(audit_model, varied, tmp_path):
     target = tmp_path / "audit.csv"
     export("--format", "csv", "--output", str(target))
-    text = target.read_text(encoding="utf-8")
+    with target.open(encoding="utf-8", newline="") as handle:
+        text = handle.read()
     assert text.splitlines()[0].split(",") == _fields(audit_model)
     assert _from_csv(audit_model, text) == _stored(audit_model)
 
 
 def test_csv_always_has_a_header_and_json_an_array(audit_model):
-    assert export("--format", "csv").splitlines() == [",".join(_fields(audit_model))]
-    assert json.loads(export("--format", "json")) == []
-    assert export("--format", "jsonl") == ""
+    none = ["--event-type", "auth.*"]  # no such rows (each run records a data.export event)
+    assert export("--format", "csv", *none) == ",".join(_fields(audit_model)) + "\r\n"
+    assert json.loads(export("--format", "json", *none)) == []
+    assert export("--format", "jsonl", *none) == ""
 
 
 @pytest.mark.parametrize("payload", ["=HYPERLINK(\"http://evil\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1", "\r=1"])
@@ -201,7 +203,7 @@ def test_output_that_is_a_directory_is_refused(tmp_path):
     [
         (["audit_management", "export", "--format", "xml"], 2, "manage.py audit_management export: error: argument --format"),
         (["audit_management", "export", "--days", "-1"], 2, "manage.py audit_management export: error: argument --days"),
-        (["audit_management", "explode"], 2, "manage.py audit_management: error: argument verb"),
+        (["audit_management", "explode"], 2, "manage.py audit_management: error: argument {export,cleanup,summary}: invalid choice"),
         (["audit_management", "export", "--output", "/nonexistent-dir/a.json"], 1, "CommandError: cannot write --output"),
     ],
 )
@@ -243,5 +245,5 @@ def test_rows_are_written_oldest_first_with_full_timestamps(audit_model, insert)
     records = [json.loads(line) for line in export("--format", "jsonl").splitlines()]
     assert [r["event_type"] for r in records] == ["a", "b"]
     stamps = [datetime.fromisoformat(r["timestamp"]) for r in records]
-    assert [s for s in stamps] == [row.timestamp for row in audit_model.objects.order_by("timestamp")]
+    assert [s for s in stamps] == [row.timestamp for row in audit_model.objects.exclude(event_type="data.export").order_by("timestamp")]
     uuid.UUID(records[0]["event_id"])

@@ -104,6 +104,20 @@ def test_readers_without_the_permission_are_refused_and_recorded(graphql, client
     assert audit_model.objects.count() == before + 2
 
 
+def test_refused_audit_field_beside_an_audited_field_is_a_failure_not_a_second_denial(
+    graphql, audit_model, rail_graphql
+):
+    rail_graphql(audited_query_fields=["auditEvents", "ping"])
+
+    status, body = graphql("query Mixed { auditEvents { totalCount } ping }")
+
+    assert body["data"] is None  # auditEvents is non-null
+    refusal, operation = audit_model.objects.order_by("id")
+    assert refusal.event_type == "authz.permission.denied"
+    assert operation.event_type == "data.read" and operation.outcome == "failure"
+    assert operation.additional_data["context"]["root_fields"] == ["auditEvents", "ping"]
+
+
 def test_superuser_and_permission_holder_may_read(graphql, client, django_user_model, reader, stored_events):
     assert _types(_events(graphql, first=10)) == [
         "data.read", "system.error", "authz.permission.denied", "data.delete", "data.create", "auth.login.failure",

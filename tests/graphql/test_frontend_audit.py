@@ -222,3 +222,17 @@ def test_nothing_is_recorded_when_audit_logging_is_off(graphql, audit_model, log
 
     assert result == {"ok": False, "error": "Audit logging is disabled (GRAPHQL_ENABLE_AUDIT_LOGGING is False)."}
     assert audit_model.objects.count() == logged_in
+
+
+def test_token_apis_bound_actor_counts_as_authenticated(audit_model, user):
+    from rail_django.extensions.audit.graphql import record_frontend_event
+    from rail_django.security import bind_actor, use_context
+
+    data = {"app_name": "api", "model_name": "Order", "operation": "sync", "component": "Worker"}
+    assert record_frontend_event(None, data)["ok"] is False  # no request, no actor
+    with use_context():
+        bind_actor(user)
+        assert record_frontend_event(None, data) == {"ok": True, "error": None}
+
+    [row] = _ui_rows(audit_model)
+    assert row.username == "alice" and row.severity == "info"

@@ -63,7 +63,8 @@ def test_sigkill_loses_no_event_whose_request_got_a_response(journaled, audit_mo
     stored = {str(i) for i in audit_model.objects.filter(event_id__in=ids).values_list("event_id", flat=True)}
     assert stored == set(ids)
     assert audit_model.objects.filter(event_type="data.read").count() == len(ids)  # no duplicates
-    assert list(journaled.glob("journal-*.jsonl")) == [journaled / f"journal-{os.getpid()}-1.jsonl"]
+    [ours] = journaled.glob("journal-*.jsonl")  # only this process's open segment is left
+    assert ours.name.startswith(f"journal-{os.getpid()}-")
 
 
 def test_events_refused_by_a_down_database_are_spooled_and_delivered_when_it_returns(
@@ -84,17 +85,18 @@ def test_events_refused_by_a_down_database_are_spooled_and_delivered_when_it_ret
     assert security.flush(timeout=30)
     assert audit_model.objects.count() == 0
     spooled = [json.loads(line)["event_id"] for p in journaled.glob("*.jsonl") for line in p.read_text().splitlines()]
-    assert set(spooled) == {str(i) for i in ids}
+    assert set(spooled) >= {str(i) for i in ids}  # plus the system.error that reports the outage
 
     database_up = True
     security.emit(EventType.DATA_READ, context={"n": "after"})
     assert security.flush(timeout=30)
     for _ in range(100):  # the writer re-delivers the spool when it is next idle
-        if audit_model.objects.count() == 301:
+        if audit_model.objects.filter(event_type="data.read").count() == 301:
             break
         time.sleep(0.05)
     assert set(audit_model.objects.values_list("event_id", flat=True)) >= ids
-    assert audit_model.objects.count() == 301
+    assert audit_model.objects.filter(event_type="data.read").count() == 301
+    assert audit_model.objects.filter(event_type="system.error", severity="critical").count() == 1
 
 
 def test_the_journal_is_emptied_once_events_are_stored(journaled, audit_model):

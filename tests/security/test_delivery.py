@@ -95,7 +95,7 @@ def test_permanent_sink_failure_is_logged_once_per_incident(settings, audit_mode
             security.emit(EventType.DATA_READ)
     failures = [r for r in caplog.records if "Audit sink 'file' failed" in r.getMessage()]
     assert len(failures) == 1
-    assert audit_model.objects.count() == 5  # the database sink still got every event
+    assert audit_model.objects.filter(event_type="data.read").count() == 5  # the database sink got every event
 
 
 def test_request_succeeds_when_every_sink_fails(client, settings, monkeypatch, caplog):
@@ -132,3 +132,30 @@ def test_writer_is_fork_safe(async_delivery, audit_model):
     security.flush(timeout=10)
     actions = sorted(audit_model.objects.values_list("additional_data__action", flat=True))
     assert actions == ["child", "parent after fork", "parent before fork"]
+
+
+def test_a_failing_sink_raises_one_alert_per_incident(settings, audit_model, tmp_path):
+    from rail_django.security.signals import security_alert
+
+    settings.SECURITY_EVENT_ASYNC = False
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the log directory should be")
+    settings.AUDIT_LOG_FILE = blocked / "audit.log"
+    alerts = []
+
+    def receiver(sender, **kwargs):
+        alerts.append(kwargs)
+
+    security_alert.connect(receiver)
+    try:
+        for _ in range(10):
+            security.emit(EventType.DATA_READ)
+    finally:
+        security_alert.disconnect(receiver)
+    assert [a["rule"] for a in alerts] == ["audit_sink_failure"]
+    assert alerts[0]["key"] == "file"
+    # ...and the incident is itself recorded through the sink that still works.
+    [error] = audit_model.objects.filter(event_type="system.error")
+    assert error.severity == "critical"
+    assert error.additional_data["context"]["sink"] == "file"
+    assert audit_model.objects.filter(event_type="data.read").count() == 10

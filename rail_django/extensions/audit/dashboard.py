@@ -121,12 +121,13 @@ class Dashboard:
 
 
 def _bucket_counts(queryset: QuerySet, window: Window, start: dt.datetime) -> dict[dt.datetime, int]:
+    """Rows per bucket start. ``COUNT(*)`` grouped by the truncated time: an index-only scan where possible."""
     trunc = TruncMinute if window.bucket_minutes < 60 else TruncHour
     tzinfo = dt.timezone.utc if timezone.is_aware(start) else None
     rows = (
         queryset.annotate(slot=trunc("timestamp", tzinfo=tzinfo))
         .values("slot")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))
         .order_by()
         .values_list("slot", "n")
     )
@@ -182,7 +183,6 @@ def build_dashboard(model: Any, window: Window, now: dt.datetime | None = None, 
     now = now or timezone.now()
     start = window_start(window, now)
     events = model.objects.filter(timestamp__gte=start)
-    failures = events.filter(success=False)
     logins = dict(
         events.filter(event_type__in=[LOGIN_SUCCESS, LOGIN_FAILURE])
         .values("event_type")
@@ -196,12 +196,13 @@ def build_dashboard(model: Any, window: Window, now: dt.datetime | None = None, 
     by_severity += sorted((s, n) for s, n in severities.items() if s not in known)
     failed_logins = events.filter(event_type=LOGIN_FAILURE)
     totals = _bucket_counts(events, window, start)
+    failed_per_bucket = _bucket_counts(events.filter(success=False), window, start)
     return Dashboard(
         window=window,
         start=start,
         now=now,
         total_events=sum(n for _, n in by_severity),
-        failed_events=failures.count(),
+        failed_events=sum(failed_per_bucket.values()),
         login_successes=logins.get(LOGIN_SUCCESS, 0),
         login_failures=logins.get(LOGIN_FAILURE, 0),
         alert_count=events.filter(event_type=ALERT).count(),
@@ -210,5 +211,5 @@ def build_dashboard(model: Any, window: Window, now: dt.datetime | None = None, 
         top_targeted_usernames=_top(failed_logins, KT(ATTEMPTED_USERNAME), limit, empty=ATTEMPTED_USERNAME),
         recent_alerts=list(events.filter(event_type=ALERT).order_by("-timestamp", "-pk")[:limit]),
         recent_failures=list(failed_logins.order_by("-timestamp", "-pk")[:limit]),
-        chart=build_chart(window, start, totals, _bucket_counts(failures, window, start)),
+        chart=build_chart(window, start, totals, failed_per_bucket),
     )

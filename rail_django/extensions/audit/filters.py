@@ -19,7 +19,7 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import QuerySet
 
-from rail_django.extensions.audit.dashboard import ATTEMPTED_USERNAME, WINDOWS, window_start
+from rail_django.extensions.audit.dashboard import ATTEMPTED_USERNAME, LOGIN_FAILURE, WINDOWS, window_start
 from rail_django.security.events import EventType, Outcome, Severity
 
 MAX_FILTER_VALUE = 255
@@ -143,6 +143,13 @@ class UsernameFilter(_PinnedFilter):
 
 
 class AttemptedUsernameFilter(_PinnedFilter):
+    """Failed logins that tried this username (an indexed lookup on PostgreSQL)."""
+
     title = "attempted username"
     parameter_name = "attempted"
-    field = ATTEMPTED_USERNAME
+
+    def queryset(self, request: Any, queryset: QuerySet) -> QuerySet | None:
+        value = self.value()
+        if value is None:
+            return None
+        return queryset.filter(event_type=LOGIN_FAILURE, **{ATTEMPTED_USERNAME: self.clean(value)})

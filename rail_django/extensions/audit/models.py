@@ -92,6 +92,10 @@ class AuditEventModel(models.Model):
             models.Index(fields=["client_ip", "timestamp"], name="rail_audit_ip_ts_idx"),
             models.Index(fields=["correlation_id"], name="rail_audit_corr_idx"),
             models.Index(fields=["success", "timestamp"], name="rail_audit_success_ts_idx"),
+            # For the admin's severity filter and username search (0002); on PostgreSQL 0002 also adds
+            # partial indexes for the outcome filter and attempted-username lookups.
+            models.Index(fields=["severity", "timestamp"], name="rail_audit_sev_ts_idx"),
+            models.Index(fields=["username", "timestamp"], name="rail_audit_username_ts_idx"),
         ]
 
     def __str__(self) -> str:

@@ -4,9 +4,10 @@ The admin shows "N audit events" above every list page, and Django computes
 N with ``COUNT(*)`` over the filtered rows: on a table of millions of rows
 that count costs more than the page itself. On PostgreSQL,
 :class:`EstimatedCountPaginator` asks the planner instead (``EXPLAIN`` of the
-same query, about a millisecond) and counts exactly only when the planner
-expects fewer than :attr:`~EstimatedCountPaginator.exact_below` rows, where
-an exact count is cheap. Other databases count exactly.
+same query, about a millisecond) and counts only when the planner expects
+fewer than :attr:`~EstimatedCountPaginator.exact_below` rows -- and then at
+most that many rows, so a wrong estimate cannot make the page slow. Other
+databases count exactly.
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ def planner_estimate(queryset: Any) -> int | None:
 
 
 class EstimatedCountPaginator(Paginator):
-    """``Paginator`` whose ``count`` is the planner's estimate for large results on PostgreSQL."""
+    """``Paginator`` that never counts a large result row by row on PostgreSQL.
+
+    When the planner expects at least :attr:`exact_below` rows, its estimate
+    is the count (``count_is_estimate``). Otherwise at most
+    ``exact_below + 1`` rows are counted; when the planner was wrong and there
+    are more, the count is that lower bound (``count_is_lower_bound``). Other
+    databases count exactly.
+    """
 
     #: Below this many estimated rows the exact count is taken.
     exact_below = 10_000
@@ -47,11 +55,18 @@ class EstimatedCountPaginator(Paginator):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.count_is_estimate = False
+        self.count_is_lower_bound = False
 
     @cached_property
     def count(self) -> int:
-        estimate = planner_estimate(self.object_list) if hasattr(self.object_list, "explain") else None
-        if estimate is not None and estimate >= self.exact_below:
+        queryset = self.object_list
+        estimate = planner_estimate(queryset) if hasattr(queryset, "explain") else None
+        if estimate is None:
+            return super().count
+        if estimate >= self.exact_below:
             self.count_is_estimate = True
             return estimate
-        return super().count
+        bounded = queryset.order_by()[: self.exact_below + 1].count()
+        if bounded > self.exact_below:
+            self.count_is_lower_bound = True
+        return bounded

@@ -66,7 +66,7 @@ def stream_rows(queryset: QuerySet, fields: list[str], chunk_size: int = DEFAULT
     ordered = queryset.order_by("timestamp", "pk")
     if connections[queryset.db].vendor != "mysql":
         for values in ordered.values_list(*fields).iterator(chunk_size=chunk_size):
-            yield dict(zip(fields, values))
+            yield dict(zip(fields, values, strict=True))
         return
     # MySQL drivers load a whole result into memory: walk the (timestamp, pk) order in pages instead.
     pk_name = queryset.model._meta.pk.attname
@@ -75,7 +75,7 @@ def stream_rows(queryset: QuerySet, fields: list[str], chunk_size: int = DEFAULT
         page = ordered
         if last is not None:
             page = ordered.filter(Q(timestamp__gt=last[0]) | Q(timestamp=last[0], pk__gt=last[1]))
-        rows = [dict(zip(fields, values)) for values in page.values_list(*fields)[:chunk_size]]
+        rows = [dict(zip(fields, values, strict=True)) for values in page.values_list(*fields)[:chunk_size]]
         if not rows:
             return
         yield from rows
@@ -125,7 +125,8 @@ class Writer:
         self.count = 0
         self._pending: list[str] = []
         self._buffer = io.StringIO()
-        self._csv = csv.writer(self._buffer, lineterminator="\n")
+        # RFC 4180 line ends: a cell holding a lone "\r" or "\n" is then quoted too.
+        self._csv = csv.writer(self._buffer, lineterminator="\r\n")
         self._line: Callable[[dict[str, Any]], str] = _ocsf_line if fmt == "ocsf" else _json_line
 
     def begin(self) -> None:

@@ -17,14 +17,16 @@ from django.core.management.base import CommandParser
 from rail_django.management.audit.cleanup import DEFAULT_BATCH_SIZE, run_cleanup
 from rail_django.management.audit.export import DEFAULT_CHUNK_SIZE, FORMATS, run_export
 from rail_django.management.audit.summary import build_summary, render_text
-from rail_django.management.base import AuditCommand, positive_int
+from rail_django.management.base import AuditCommand, OneLineErrorParser, positive_int
 
 
 class Command(AuditCommand):
     help = "Export, clean up (retention) and summarise the stored audit events."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        verbs = parser.add_subparsers(dest="verb", required=True, metavar="{export,cleanup,summary}")
+        verbs = parser.add_subparsers(
+            dest="verb", required=True, metavar="{export,cleanup,summary}", parser_class=OneLineErrorParser
+        )
 
         export = verbs.add_parser("export", help="Stream events as json, jsonl, csv or ocsf.")
         export.add_argument("--format", choices=FORMATS, default="json", help="Output format (default json).")

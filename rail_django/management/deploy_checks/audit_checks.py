@@ -216,7 +216,7 @@ def check_proxies() -> list[Finding]:
     hint = "List your load balancer / reverse proxy addresses in RAIL_DJANGO_TRUSTED_PROXIES (IPs or CIDRs)."
     proxy_settings = [name for name in ("SECURE_PROXY_SSL_HEADER", "USE_X_FORWARDED_HOST", "USE_X_FORWARDED_PORT") if getattr(settings, name, None)]
     if proxy_settings:
-        return [Finding("audit.proxies", "warning", f"{', '.join(proxy_settings)} show a reverse proxy, but RAIL_DJANGO_TRUSTED_PROXIES is empty: events record the proxy's address, not the client's, and X-Forwarded-For is ignored.", hint)]
+        return [Finding("audit.proxies", "warning", f"A reverse proxy is in front ({', '.join(proxy_settings)} set) but RAIL_DJANGO_TRUSTED_PROXIES is empty: events record the proxy's address, not the client's, and X-Forwarded-For is ignored.", hint)]
     config = get_config()
     if config.store_in_database:
         from rail_django.management.audit.common import stored_events

@@ -116,14 +116,6 @@ def clean_input(data: Any, metadata_limit: int) -> dict[str, Any]:
     return cleaned
 
 
-def _caller_key(request: Any, user_id: str | None) -> str:
-    if user_id is not None:
-        return f"user:{user_id}"
-    ctx = context_for_request(request) if request is not None else get_current_context()
-    client_ip = ctx.client_ip()[0] if ctx is not None else None
-    return f"ip:{client_ip or 'unknown'}"
-
-
 def _count_call(caller: str, window: int) -> int | None:
     """This call's number in the caller's current window, or ``None`` when the cache cannot count."""
     global _cache_down_until
@@ -184,6 +176,26 @@ setattr(LogFrontendAuditMutation, RECORDS_ITSELF, True)
 
 
 
+def _rate_limit_refusal(request: Any, ctx: Any, user_id: str | None, config: Any) -> str | None:
+    """Count this call; past the limit, the refusal message (and one ``rate.limit.exceeded`` per window)."""
+    limit, window = config.frontend_rate_limit, config.frontend_rate_window
+    if limit is None:
+        return None
+    client_ip = ctx.client_ip()[0] if ctx is not None else None
+    count = _count_call(f"user:{user_id}" if user_id is not None else f"ip:{client_ip or 'unknown'}", window)
+    if count is None or count <= limit:
+        return None
+    if count == limit + 1:  # the first refusal of the window, and only that one, is recorded
+        security.emit(
+            EventType.RATE_LIMIT_EXCEEDED,
+            request=request,
+            outcome=Outcome.BLOCKED,
+            action="Frontend audit rate limit exceeded",
+            context={"limit": limit, "window_seconds": window, "scope": "logFrontendAudit"},
+        )
+    return f"Rate limit exceeded: at most {limit} frontend audit events per {window} seconds."
+
+
 def record_frontend_event(request: Any, data: Any) -> dict[str, Any]:
     """Check and store one frontend event; returns the mutation's ``{"ok": ..., "error": ...}``."""
     graphql_config = get_graphql_config()
@@ -192,25 +204,15 @@ def record_frontend_event(request: Any, data: Any) -> dict[str, Any]:
     if not get_config().enabled:
         return {"ok": False, "error": "Audit logging is disabled (GRAPHQL_ENABLE_AUDIT_LOGGING is False)."}
     request = request if hasattr(request, "META") else None
-    user = getattr(request, "user", None)
-    authenticated = bool(user is not None and getattr(user, "is_authenticated", False))
-    if not authenticated and not graphql_config.frontend_allow_anonymous:
+    ctx = context_for_request(request) if request is not None else get_current_context()
+    # The actor the event will carry: a bound actor (token APIs), else request.user.
+    user_id = ctx.actor()[0] if ctx is not None else None
+    if user_id is None and not graphql_config.frontend_allow_anonymous:
         return {"ok": False, "error": "Authentication is required to record frontend audit events."}
 
-    limit, window = graphql_config.frontend_rate_limit, graphql_config.frontend_rate_window
-    if limit is not None:
-        count = _count_call(_caller_key(request, str(user.pk) if authenticated else None), window)
-        if count is not None and count > limit:
-            if count == limit + 1:  # the first refusal of the window, and only that one, is recorded
-                security.emit(
-                    EventType.RATE_LIMIT_EXCEEDED,
-                    request=request,
-                    outcome=Outcome.BLOCKED,
-                    action="Frontend audit rate limit exceeded",
-                    context={"limit": limit, "window_seconds": window, "scope": "logFrontendAudit"},
-                )
-            return {"ok": False, "error": f"Rate limit exceeded: at most {limit} frontend audit events per {window} seconds."}
-
+    refusal = _rate_limit_refusal(request, ctx, user_id, graphql_config)
+    if refusal:
+        return {"ok": False, "error": refusal}
     try:
         event = clean_input(data, graphql_config.frontend_max_metadata_bytes)
     except InvalidInput as exc:

@@ -1,0 +1,294 @@
+"""One benchmark process: one variant of the project, its request scenarios timed through the WSGI handler.
+
+    python benchmarks/requests_worker.py prepare --variant rail --db PATH
+    python benchmarks/requests_worker.py run --variant rail --template PATH --out RESULT.json [--scale 1.0]
+
+``prepare`` migrates a fresh SQLite file and creates the benchmark user (the
+parent copies that file for every round); ``run`` copies the template, warms
+each scenario up, then times ``BATCHES`` batches of requests made by calling
+``django.core.handlers.wsgi.WSGIHandler`` with a prepared environ (no
+network, no test client). A batch ends with ``security.flush()`` for the
+rail-django variants, so the figure includes writing the rows the requests
+queued. The result is written as JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+USERNAME, PASSWORD = "bench", "bench-password-1"
+BATCHES = 5
+GRAPHQL_QUERY = "query Items { items(size: 1000) { id name sku price inStock } }"
+GRAPHQL_MUTATION = 'mutation Rename { renameGroup(id: 1, name: "renamed") { ok } }'
+#: The tables each package writes, counted before and after each scenario.
+AUDIT_TABLES = {
+    "rail": ["rail_django.AuditEventModel"],
+    "rail-sync": ["rail_django.AuditEventModel"],
+    "easy-audit": ["easyaudit.RequestEvent", "easyaudit.LoginEvent", "easyaudit.CRUDEvent"],
+    "axes": ["axes.AccessAttempt", "axes.AccessLog", "axes.AccessFailureLog"],
+    "auditlog": ["auditlog.LogEntry"],
+    "bare": [],
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    method: str
+    path: str
+    status: int
+    per_batch: int
+    auth: bool = False
+    form: dict[str, str] | None = None
+    graphql: str | None = None
+    variants: tuple[str, ...] | None = None  # None: every variant
+    expect_rows: bool = False  # does the audit package record each request?
+    body_check: str | None = None
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("anon_get", "anonymous GET of a trivial view", "GET", "/plain/", 200, 1000),
+    Scenario("auth_get", "authenticated GET", "GET", "/me/", 200, 600, auth=True),
+    Scenario(
+        "login_failed", "failed login POST (LoginView, MD5 hasher)", "POST", "/login/", 200, 200,
+        form={"username": USERNAME, "password": "wrong-password"}, expect_rows=True,
+    ),
+    Scenario(
+        "login_success", "successful login POST", "POST", "/login/", 302, 200,
+        form={"username": USERNAME, "password": PASSWORD}, expect_rows=True,
+    ),
+    Scenario(
+        "emit", "custom event recorded in a view", "GET", "/emit/", 200, 600, auth=True,
+        variants=("bare", "rail", "rail-sync", "auditlog"), expect_rows=True,
+    ),
+    Scenario(
+        "graphql_mutation", "GraphQL mutation (one UPDATE)", "POST", "/graphql/", 200, 200, auth=True,
+        graphql=GRAPHQL_MUTATION, expect_rows=True, body_check='"ok":true',
+    ),
+    Scenario(
+        "graphql_query_1000x5", "GraphQL query, 1,000 objects x 5 fields (not audited)", "POST", "/graphql/", 200, 8,
+        auth=True, graphql=GRAPHQL_QUERY, body_check='"sku":"SKU-00999"',
+    ),
+]
+
+
+def setup_django(variant: str, db_path: str) -> None:
+    os.environ["BENCH_VARIANT"] = variant
+    os.environ["BENCH_DB"] = "sqlite"
+    os.environ["BENCH_DB_NAME"] = db_path
+    os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.project.settings"
+    import django
+
+    django.setup()
+
+
+def prepare(variant: str, db_path: str) -> None:
+    """Migrate a new database file and create the user and the group the scenarios use."""
+    Path(db_path).unlink(missing_ok=True)
+    setup_django(variant, db_path)
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import connections
+
+    call_command("migrate", verbosity=0, interactive=False)
+    get_user_model().objects.create_user(USERNAME, password=PASSWORD)
+    Group.objects.create(pk=1, name="bench")
+    if variant in ("rail", "rail-sync"):
+        from rail_django.security import security
+
+        security.flush()
+    connections.close_all()
+
+
+@dataclass
+class Client:
+    """Calls the WSGI handler with a prepared environ; keeps cookies like a browser would."""
+
+    handler: Any
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def environ(self, method: str, path: str, body: bytes = b"", content_type: str = "",
+                cookies: dict[str, str] | None = None) -> dict[str, Any]:
+        jar = cookies if cookies is not None else self.cookies
+        env = {
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "SCRIPT_NAME": "",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "bench.example",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "203.0.113.7",
+            "HTTP_HOST": "bench.example",
+            "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36",
+            "HTTP_ACCEPT": "text/html,application/json",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(body)),
+        }
+        if content_type:
+            env["CONTENT_TYPE"] = content_type
+        if jar:
+            env["HTTP_COOKIE"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        if method == "POST":
+            env["HTTP_REFERER"] = "http://bench.example/login/"
+        return env
+
+    def call(self, env: dict[str, Any], body: bytes = b"") -> tuple[int, dict[str, list[str]], bytes]:
+        env = dict(env)
+        env["wsgi.input"] = io.BytesIO(body)
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        result = self.handler(env, start_response)
+        try:
+            content = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close:
+                close()
+        headers: dict[str, list[str]] = {}
+        for name, value in captured["headers"]:
+            headers.setdefault(name.lower(), []).append(value)
+        return int(captured["status"].split()[0]), headers, content
+
+    def remember(self, headers: dict[str, list[str]]) -> None:
+        for cookie in headers.get("set-cookie", []):
+            name, _, rest = cookie.partition("=")
+            self.cookies[name] = rest.split(";", 1)[0]
+
+
+def login_state(client: Client) -> tuple[dict[str, str], str, dict[str, str]]:
+    """``(anonymous cookies, csrf form token, logged-in cookies)``, through the real login page."""
+    status, headers, body = client.call(client.environ("GET", "/login/", cookies={}))
+    assert status == 200, status
+    client.cookies = {}
+    client.remember(headers)
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', body).group(1).decode()
+    anonymous = dict(client.cookies)
+    form = urlencode({"username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": token}).encode()
+    env = client.environ("POST", "/login/", form, "application/x-www-form-urlencoded", cookies=anonymous)
+    status, headers, _ = client.call(env, form)
+    assert status == 302, f"login failed: {status}"
+    client.remember(headers)
+    return anonymous, token, dict(client.cookies)
+
+
+def request_for(scenario: Scenario, client: Client, anonymous: dict[str, str], token: str,
+                logged_in: dict[str, str]) -> tuple[dict[str, Any], bytes]:
+    cookies = logged_in if scenario.auth else anonymous
+    if scenario.graphql:
+        body = json.dumps({"query": scenario.graphql}).encode()
+        return client.environ("POST", scenario.path, body, "application/json", cookies=cookies), body
+    if scenario.form is not None:
+        body = urlencode({**scenario.form, "csrfmiddlewaretoken": token}).encode()
+        return client.environ("POST", scenario.path, body, "application/x-www-form-urlencoded", cookies=cookies), body
+    return client.environ(scenario.method, scenario.path, cookies=cookies), b""
+
+
+def count_rows(variant: str) -> int:
+    from django.apps import apps
+
+    return sum(apps.get_model(label).objects.count() for label in AUDIT_TABLES[variant])
+
+
+def run(variant: str, template: str, scale: float, names: list[str] | None) -> dict[str, Any]:
+    work = Path(template).with_name(f"round-{variant}-{os.getpid()}.sqlite3")
+    shutil.copyfile(template, work)
+    try:
+        return _run(variant, str(work), scale, names)
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{work}{suffix}").unlink(missing_ok=True)
+
+
+def _run(variant: str, db_path: str, scale: float, names: list[str] | None) -> dict[str, Any]:
+    setup_django(variant, db_path)
+    from django.core.handlers.wsgi import WSGIHandler
+
+    flush = lambda: None  # noqa: E731
+    if variant in ("rail", "rail-sync"):
+        from rail_django.security import security
+
+        flush = security.flush
+    client = Client(WSGIHandler())
+    anonymous, token, logged_in = login_state(client)
+    flush()
+    results: dict[str, Any] = {}
+    for scenario in SCENARIOS:
+        if names and scenario.name not in names:
+            continue
+        if scenario.variants is not None and variant not in scenario.variants:
+            continue
+        env, body = request_for(scenario, client, anonymous, token, logged_in)
+        call = client.call
+        per_batch = max(2, round(scenario.per_batch * scale))
+        # Warm up (and check the response once).
+        status, _, content = call(env, body)
+        if status != scenario.status or (scenario.body_check and scenario.body_check.encode() not in content):
+            raise SystemExit(f"{variant} {scenario.name}: status {status}, body {content[:300]!r}")
+        for _ in range(max(1, per_batch // 4)):
+            call(env, body)
+        flush()
+        before = count_rows(variant)
+        timings = []
+        for _ in range(BATCHES):
+            started = time.perf_counter()
+            for _ in range(per_batch):
+                call(env, body)
+            flush()
+            timings.append((time.perf_counter() - started) / per_batch * 1e6)
+        requests = per_batch * BATCHES
+        rows = count_rows(variant) - before
+        results[scenario.name] = {"batch_us": timings, "requests": requests, "rows_added": rows}
+    return {"variant": variant, "pid": os.getpid(), "scenarios": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    prep = sub.add_parser("prepare")
+    prep.add_argument("--variant", required=True)
+    prep.add_argument("--db", required=True)
+    go = sub.add_parser("run")
+    go.add_argument("--variant", required=True)
+    go.add_argument("--template", required=True)
+    go.add_argument("--out", required=True)
+    go.add_argument("--scale", type=float, default=1.0)
+    go.add_argument("--scenarios", default="")
+    args = parser.parse_args()
+    if args.command == "prepare":
+        prepare(args.variant, args.db)
+        return
+    names = [n for n in args.scenarios.split(",") if n] or None
+    result = run(args.variant, args.template, args.scale, names)
+    Path(args.out).write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

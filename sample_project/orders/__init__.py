@@ -1,0 +1,1 @@
+"""Orders: the sample project's one business app."""

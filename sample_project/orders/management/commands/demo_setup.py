@@ -1,0 +1,69 @@
+"""``python manage.py demo_setup``: demo users, orders and an hour of audit events (``make demo`` runs it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from orders import demo
+
+SITE = "http://127.0.0.1:8000"
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo admin and one user per role (new passwords, printed), the demo orders, and -- unless "
+        "done within the last hour -- a realistic hour of audit events ending in a brute-force burst that raises "
+        "alerts. Safe to run again."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--password", help="use this password for every demo user instead of new random ones")
+        parser.add_argument("--no-seed", action="store_true", help="create users and orders only")
+        parser.add_argument("--reseed", action="store_true", help="seed another hour even if one was seeded recently")
+
+    def handle(self, *args: Any, password: str | None = None, no_seed: bool = False, reseed: bool = False,
+               **options: Any) -> None:
+        if password is not None and len(password) < 8:
+            raise CommandError("--password must be at least 8 characters long")
+        if no_seed and reseed:
+            raise CommandError("--no-seed and --reseed contradict each other")
+        accounts = demo.setup_people(password)
+        created = demo.setup_orders()
+
+        seeded = None
+        if not no_seed and (reseed or not demo.recently_seeded()):
+            count = demo.seed_hour()
+            attempts, alerts = demo.brute_force_burst()
+            seeded = (count, attempts, alerts)
+
+        self.stdout.write(self.style.SUCCESS("Demo ready."))
+        self.stdout.write("")
+        self.stdout.write(f"  Open {SITE}/ and log in as:")
+        for account in accounts:
+            self.stdout.write(f"    {account.username:<7} {account.password:<18} {describe(account.role)}")
+        if password is None:
+            self.stdout.write("  (new passwords each time demo_setup runs)")
+        self.stdout.write("")
+        if created:
+            self.stdout.write(f"  Created {created} orders.")
+        if seeded:
+            count, attempts, alerts = seeded
+            self.stdout.write(
+                f"  Seeded {count} events over the last hour, then {attempts} failed logins from "
+                f"{demo.ATTACKER_IP} that raised {alerts} security alert(s)."
+            )
+        elif not no_seed:
+            self.stdout.write("  Events were seeded less than an hour ago; not seeding again (use --reseed).")
+        self.stdout.write(f"  Audit events:       {SITE}/admin/rail_django/auditeventmodel/")
+        self.stdout.write(f"  Security dashboard: {SITE}/admin/rail_django/auditeventmodel/dashboard/?window=1h")
+        self.stdout.write(f"  GraphQL:            {SITE}/graphql/")
+
+
+def describe(role: str) -> str:
+    return {
+        "superuser": "superuser: the admin, the audit events and the security dashboard",
+        "Clerks": "Clerks: view and approve orders (deleting is refused, and recorded)",
+        "Managers": "Managers: view, approve and delete orders",
+    }.get(role, role)

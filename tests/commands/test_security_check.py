@@ -1,0 +1,215 @@
+"""``manage.py security_check``: findings, exit codes and output, on a bad and a good deployment."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tests.conftest import require_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(settings_module: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args, "--settings", settings_module],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True, text=True, timeout=180,
+    )
+
+
+def _by_id(document):
+    found: dict[str, str] = {}
+    for finding in document["findings"]:
+        assert set(finding) == {"id", "severity", "message", "hint"}
+        assert "\n" not in finding["message"]
+        found.setdefault(finding["id"], finding["severity"])
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only
+def test_a_bad_deployment_fails_with_its_findings(tmp_path):
+    result = _run("tests.commands.settings_bad", "security_check", "--format", "json",
+                  env={"RAIL_CHECK_DB": str(tmp_path / "db.sqlite3")})
+    assert result.returncode == 1
+    assert result.stderr.strip() == "CommandError: security_check found 5 critical problem(s)"
+    document = json.loads(result.stdout)
+    assert document["status"] == "fail"
+    found = _by_id(document)
+    assert {k for k, v in found.items() if v == "critical"} == {
+        "django.debug", "django.secret_key", "audit.database", "audit.file", "rail_django.E030",
+    }
+    for warning in ("audit.alerts.cache", "audit.alerts.thresholds", "audit.proxies", "audit.retention",
+                    "audit.webhook.https", "audit.webhook.signed", "graphql.graphiql", "graphql.introspection",
+                    "security.W001"):
+        assert found[warning] == "warning", warning
+    assert document["counts"]["critical"] == 5
+    assert sum(document["counts"].values()) == len(document["findings"])
+    # the ids this command reports itself are not repeated from check --deploy
+    assert "security.W018" not in found and "security.W009" not in found
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite_only
+def test_a_good_deployment_passes_with_every_check_ok(tmp_path):
+    require_server("redis", "127.0.0.1", 6379)
+    env = {"RAIL_CHECK_DB": str(tmp_path / "db.sqlite3"), "RAIL_CHECK_LOG_DIR": str(tmp_path / "logs")}
+    migrate = _run("tests.commands.settings_good", "migrate", "-v0", env=env)
+    assert migrate.returncode == 0, migrate.stderr
+
+    result = _run("tests.commands.settings_good", "security_check", "--verbose", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "PASS: 0 critical, 0 warning, 0 info, 12 ok"
+    for check in ("django.check_deploy", "django.debug", "django.secret_key", "graphql.endpoints", "audit.enabled",
+                  "audit.database", "audit.file", "audit.webhook", "audit.retention", "audit.alerts.thresholds",
+                  "audit.alerts.cache", "audit.proxies"):
+        assert any(line.startswith("OK") and f" {check}: " in line for line in lines), check
+
+    as_json = json.loads(_run("tests.commands.settings_good", "security_check", "--format", "json", env=env).stdout)
+    assert as_json["status"] == "pass"
+    assert as_json["counts"] == {"ok": 12, "info": 0, "warning": 0, "critical": 0}
+
+
+# -- in process, one check at a time -------------------------------------------------------
+
+
+def check(*args: str) -> tuple[dict, str]:
+    """``(json document, text output)``; a critical finding's CommandError is swallowed here."""
+    out, text = io.StringIO(), io.StringIO()
+    for stream, extra in ((out, ["--format", "json"]), (text, ["--verbose"])):
+        try:
+            call_command("security_check", *extra, *args, stdout=stream)
+        except CommandError as exc:
+            assert exc.returncode == 1
+    return json.loads(out.getvalue()), text.getvalue()
+
+
+def _severity(document, finding_id):
+    return _by_id(document)[finding_id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exit_code_is_1_only_when_something_is_critical(settings):
+    document, _ = check()
+    assert document["counts"]["critical"] == 0, document  # the test settings have warnings only
+    call_command("security_check", stdout=io.StringIO())  # no exception: exit 0
+    settings.DEBUG = True
+    with pytest.raises(CommandError, match="critical") as caught:
+        call_command("security_check", stdout=io.StringIO())
+    assert caught.value.returncode == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_text_output_hides_passing_checks_unless_verbose(settings):
+    settings.DEBUG = True
+    quiet = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("security_check", stdout=quiet)
+    _, verbose = check()
+    assert "CRITICAL django.debug: DEBUG is True" in quiet.getvalue()
+    assert "fix: Set DEBUG = False" in quiet.getvalue()
+    assert "OK       audit.database:" in verbose and "OK       audit.database:" not in quiet.getvalue()
+    assert quiet.getvalue().strip().splitlines()[-1].startswith("FAIL: ")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_audit_switched_off_or_without_sinks_is_critical(settings):
+    settings.GRAPHQL_ENABLE_AUDIT_LOGGING = False
+    assert _severity(check()[0], "audit.enabled") == "critical"
+    settings.GRAPHQL_ENABLE_AUDIT_LOGGING = True
+    settings.AUDIT_STORE_IN_DATABASE = False
+    settings.AUDIT_STORE_IN_FILE = False
+    assert _severity(check()[0], "audit.sinks") == "critical"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrated_table_is_ok(settings):
+    assert _severity(check()[0], "audit.database") == "ok"
+
+
+@pytest.mark.parametrize(("days", "severity"), [(30, "warning"), (89, "warning"), (90, "info"), (365, "ok"), (4000, "info")])
+@pytest.mark.django_db(transaction=True)
+def test_retention_ranges(settings, days, severity):
+    settings.AUDIT_RETENTION_DAYS = days
+    document = check()[0]
+    assert _severity(document, "audit.retention") == severity
+    if days == 90:
+        assert "PCI DSS" in next(f["message"] for f in document["findings"] if f["id"] == "audit.retention")
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "expected"),
+    [
+        ("django.core.cache.backends.dummy.DummyCache", {}, {"audit.alerts.cache": "critical"}),
+        ("django.core.cache.backends.locmem.LocMemCache", {}, {"audit.alerts.cache": "warning"}),
+        ("django.core.cache.backends.redis.RedisCache", {}, {"audit.alerts.cache.timeout": "warning"}),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_alert_cache_must_be_shared_and_bounded(settings, backend, options, expected):
+    if "redis" in backend:
+        require_server("redis", "127.0.0.1", 6379)
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "alerts": {"BACKEND": backend, "LOCATION": "redis://127.0.0.1:6379/0", "OPTIONS": options},
+    }
+    settings.AUDIT_CACHE_ALIAS = "alerts"
+    found = _by_id(check()[0])
+    for finding_id, severity in expected.items():
+        assert found[finding_id] == severity
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_redis_is_critical(settings):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{port}/0",
+                                   "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}}}
+    document = check()[0]
+    [finding] = [f for f in document["findings"] if f["id"] == "audit.alerts.cache"]
+    assert finding["severity"] == "critical" and "does not answer" in finding["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_private_addresses_only_suggest_an_untrusted_proxy(settings, insert):
+    assert _severity(check()[0], "audit.proxies") == "ok"
+    insert(30, client_ip="127.0.0.1", age=timedelta(minutes=1))
+    document = check()[0]
+    assert _severity(document, "audit.proxies") == "warning"
+    settings.RAIL_DJANGO_TRUSTED_PROXIES = ["127.0.0.1"]
+    assert _severity(check()[0], "audit.proxies") == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_webhook_over_plain_http_to_localhost_is_only_info(settings):
+    settings.AUDIT_WEBHOOK_URL = "http://127.0.0.1:9/hook"
+    settings.AUDIT_WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    found = _by_id(check()[0])
+    assert found["audit.webhook.https"] == "info" and "audit.webhook.signed" not in found
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rail_django_setting_errors_are_critical_findings(settings):
+    settings.AUDIT_RETENTION_DAYS = -5
+    document = check()[0]
+    assert _severity(document, "rail_django.E008") == "critical"
+    assert document["status"] == "fail"
+
+
+def test_bad_flags():
+    with pytest.raises(CommandError):
+        call_command("security_check", "--format", "xml")
