@@ -97,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "SECURITY_EVENT_ASYNC": True,
     "AUDIT_JOURNAL_DIR": _default_journal_dir,
     "AUDIT_JOURNAL_SEGMENT_BYTES": 64 * 1024 * 1024,
+    "AUDIT_INTEGRITY_KEY": None,
     "RAIL_DJANGO_GRAPHQL": lambda: {section: dict(values) for section, values in DEFAULT_GRAPHQL_SETTINGS.items()},
     "AUDIT_LOCKOUT_ENABLED": False,
     "AUDIT_ADMIN_ENABLED": True,

@@ -32,6 +32,7 @@ from django.db import connections
 
 from rail_django.conf import SecurityConfig, get_config, on_config_change
 from rail_django.security.events import SecurityEvent
+from rail_django.security.integrity import integrity_key, seal_pending
 from rail_django.security.journal import Journal, Segment, replay_orphans
 from rail_django.security.sinks import DatabaseSink, FileSink, Sink, WebhookSink
 
@@ -162,6 +163,8 @@ class Dispatcher:
         self._pending = 0
         self._idle = threading.Condition()
         self.health = SinkHealth()
+        self._seal_due = False
+        self._last_seal = 0.0
 
     # -- configuration ----------------------------------------------------
     def sinks(self) -> list[Sink]:
@@ -240,6 +243,9 @@ class Dispatcher:
         if failed:
             # Hand the row to the writer, which retries (and spools) until it can.
             self._enqueue(QueuedEvent(event, self._journal_append(event), database_only=True), config)
+        elif config.store_in_database and integrity_key() is not None:
+            self._seal_due = True  # the writer seals it when idle, off the request path
+            self._ensure_writer(config)
 
     def _enqueue(self, item: QueuedEvent, config: SecurityConfig) -> None:
         self._ensure_writer(config)
@@ -339,6 +345,7 @@ class Dispatcher:
                 first = self._queue.get(timeout=IDLE_CLOSE_SECONDS)
             except queue.Empty:
                 self._redeliver_spool()
+                self._seal(force=True)
                 connections.close_all()  # idle: do not hold connections open
                 continue
             if first is _STOP:
@@ -347,10 +354,26 @@ class Dispatcher:
             items = [first, *self._take(get_config().batch_size - 1)]
             try:
                 self._write_items(items, retry=True)
+                self._seal_due = True
+                self._seal(force=False)
             except Exception:
                 logger.exception("Audit writer failed on a batch of %d event(s)", len(items))
             finally:
                 self._settle(len(items))
+
+    def _seal(self, force: bool) -> None:
+        """Chain newly stored rows (``AUDIT_INTEGRITY_KEY``), at most once a second under load."""
+        if not self._seal_due or integrity_key() is None:
+            return
+        if not force and time.monotonic() - self._last_seal < 1.0:
+            return
+        self._seal_due = False
+        self._last_seal = time.monotonic()
+        try:
+            seal_pending(get_config().database_alias)
+        except Exception:
+            self._seal_due = True
+            logger.exception("Could not seal audit rows into the integrity chain")
 
     def _database_sink(self) -> DatabaseSink | None:
         return next((s for s in self.sinks() if isinstance(s, DatabaseSink)), None)
@@ -389,7 +412,11 @@ class Dispatcher:
 
     # -- flush / shutdown ----------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
-        """Block until every queued event is written; False on timeout."""
+        """Block until every queued event is written; False on timeout.
+
+        Sealing into the integrity chain is not waited for: it follows within
+        about a second (``seal_pending()`` does it at once).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
             while self._pending > 0:

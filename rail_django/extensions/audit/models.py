@@ -15,6 +15,8 @@ from django.db import models
 from django.utils import timezone
 
 _retention_delete_allowed: ContextVar[bool] = ContextVar("rail_django_retention_delete", default=False)
+_sealing_allowed: ContextVar[bool] = ContextVar("rail_django_sealing", default=False)
+_CHAIN_FIELDS = frozenset({"chain_sequence", "chain_hash"})
 
 
 class AppendOnlyError(Exception):
@@ -29,6 +31,16 @@ def allow_retention_delete() -> Iterator[None]:
         yield
     finally:
         _retention_delete_allowed.reset(token)
+
+
+@contextmanager
+def allow_sealing() -> Iterator[None]:
+    """The integrity sealer's pass to set ``chain_sequence`` / ``chain_hash`` (and nothing else)."""
+    token = _sealing_allowed.set(True)
+    try:
+        yield
+    finally:
+        _sealing_allowed.reset(token)
 
 
 def _refuse(what: str) -> None:
@@ -48,12 +60,16 @@ class AuditEventQuerySet(models.QuerySet):
     delete.queryset_only = True  # type: ignore[attr-defined]
 
     def update(self, **kwargs: Any) -> int:
+        if _sealing_allowed.get() and set(kwargs) <= _CHAIN_FIELDS:
+            return super().update(**kwargs)
         _refuse("QuerySet.update()")
         return 0
 
     update.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        if _sealing_allowed.get() and set(fields) <= _CHAIN_FIELDS:
+            return super().bulk_update(objs, fields, batch_size=batch_size)
         _refuse("QuerySet.bulk_update()")
         return 0
 
@@ -77,6 +93,9 @@ class AuditEventModel(models.Model):
     error_message = models.TextField(null=True, blank=True)
     correlation_id = models.CharField(max_length=64, null=True, blank=True)
     session_id = models.CharField(max_length=64, null=True, blank=True)
+    # Tamper evidence (AUDIT_INTEGRITY_KEY): set by the sealer after insert.
+    chain_sequence = models.BigIntegerField(null=True, blank=True, unique=True, editable=False)
+    chain_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -115,6 +134,25 @@ class AuditEventModel(models.Model):
         if not _retention_delete_allowed.get():
             _refuse("delete()")
         return super().delete(*args, **kwargs)
+
+
+class AuditChainState(models.Model):
+    """The integrity chain's head (last sealed row) and anchor (last row removed by retention).
+
+    ``signature`` is an HMAC of the name, sequence and hash, so the head cannot
+    be wound back without the key.
+    """
+
+    name = models.CharField(max_length=16, primary_key=True)
+    sequence = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        app_label = "rail_django"
+        db_table = "rail_django_auditchainstate"
+        verbose_name = "audit chain state"
 
 
 def get_audit_event_model() -> type[models.Model]:

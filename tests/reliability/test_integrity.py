@@ -1,0 +1,159 @@
+"""Tamper evidence: the keyed chain detects rows edited, deleted or inserted with raw SQL."""
+
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from rail_django.extensions.audit.models import allow_retention_delete
+from rail_django.security import EventType, security
+from rail_django.security.integrity import record_anchor, seal_pending, verify_chain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+TABLE = "rail_django_auditeventmodel"
+
+
+@pytest.fixture
+def keyed(settings):
+    settings.AUDIT_INTEGRITY_KEY = "integrity-test-key-0123456789abcdef"
+    settings.AUDIT_STORE_IN_FILE = False
+
+
+def _emit(n, **context):
+    return [security.emit(EventType.DATA_UPDATE, context={"n": i, **context}) for i in range(n)]
+
+
+def _sql(statement, params=()):
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def test_sealed_chain_verifies(keyed, audit_model):
+    # Key order and Decimal formatting change on the way through jsonb: hashes use what is read back.
+    _emit(20, zeta=1, alpha={"b": 2, "a": Decimal("1.50")}, amount=Decimal("10.10"))
+    assert seal_pending() == 20
+    report = verify_chain()
+    assert report.ok, report.problem
+    assert (report.checked, report.head, report.unsealed) == (20, 20, 0)
+    assert list(audit_model.objects.order_by("id").values_list("chain_sequence", flat=True)) == list(range(1, 21))
+
+
+def test_row_edited_with_raw_sql_is_found(keyed, audit_model):
+    events = _emit(10)
+    seal_pending()
+    target = audit_model.objects.get(event_id=events[6].event_id)
+    _sql(f"UPDATE {TABLE} SET username = %s WHERE id = %s", ["mallory", target.id])
+    report = verify_chain()
+    assert report.problem.kind == "changed"
+    assert report.problem.sequence == target.chain_sequence
+    assert report.problem.event_id == str(target.event_id)
+
+
+def test_row_deleted_with_raw_sql_is_found(keyed, audit_model):
+    _emit(10)
+    seal_pending()
+    _sql(f"DELETE FROM {TABLE} WHERE chain_sequence = %s", [4])
+    report = verify_chain()
+    assert report.problem.kind == "removed" and report.problem.sequence == 4
+
+
+def test_last_rows_deleted_are_found_through_the_signed_head(keyed, audit_model):
+    _emit(5)
+    seal_pending()
+    _sql(f"DELETE FROM {TABLE} WHERE chain_sequence >= %s", [4])
+    report = verify_chain()
+    assert report.problem.kind == "removed" and "head" in report.problem.detail
+
+
+def test_head_wound_back_with_raw_sql_is_found(keyed, audit_model):
+    _emit(5)
+    seal_pending()
+    _sql("UPDATE rail_django_auditchainstate SET sequence = 3 WHERE name = 'head'")
+    assert verify_chain().problem.kind == "state_forged"
+
+
+def test_back_dated_row_inserted_with_raw_sql_is_found(keyed, audit_model):
+    _emit(5)
+    seal_pending()
+    forged = security.build(EventType.AUTH_LOGIN_SUCCESS, action="forged")
+    forged.timestamp = timezone.now() - timedelta(days=30)
+    from rail_django.security.sinks.database import event_to_row
+
+    row = event_to_row(audit_model, forged)
+    row.save()  # as an INSERT through SQL would: no chain fields
+    _emit(2)
+    seal_pending()
+    report = verify_chain()
+    assert report.problem.kind == "out_of_order"
+    assert report.problem.event_id == str(forged.event_id)
+
+
+def test_row_inserted_with_a_forged_chain_position_is_found(keyed, audit_model):
+    events = _emit(3)
+    seal_pending()
+    # Delete row 2 and re-insert a forged one claiming its place and hash.
+    original = audit_model.objects.get(chain_sequence=2)
+    _sql(f"DELETE FROM {TABLE} WHERE id = %s", [original.id])
+    forged = security.build(EventType.DATA_UPDATE, context={"n": 1, "amount": "changed"})
+    forged.timestamp = original.timestamp
+    from rail_django.security.sinks.database import event_to_row
+
+    row = event_to_row(audit_model, forged)
+    row.chain_sequence, row.chain_hash = 2, original.chain_hash
+    row.save()
+    report = verify_chain()
+    assert report.problem.kind == "changed" and report.problem.sequence == 2
+    assert events
+
+
+def test_retention_cleanup_keeps_the_chain_verifiable(keyed, audit_model):
+    _emit(10)
+    seal_pending()
+    old = audit_model.objects.filter(chain_sequence__lte=6)
+    record_anchor(old)
+    with allow_retention_delete():
+        old.delete()
+    report = verify_chain()
+    assert report.ok, report.problem
+    assert (report.anchor, report.checked) == (6, 4)
+
+
+def test_verify_since_starts_from_the_preceding_hash(keyed, audit_model):
+    _emit(6)
+    seal_pending()
+    since = audit_model.objects.get(chain_sequence=4).timestamp
+    report = verify_chain(since=since)
+    assert report.ok and report.checked == 3
+
+
+def test_background_writer_seals_without_being_asked(keyed, settings, audit_model):
+    settings.SECURITY_EVENT_ASYNC = True
+    _emit(30)
+    assert security.flush(timeout=30)
+    for _ in range(100):
+        if not audit_model.objects.filter(chain_sequence__isnull=True).exists():
+            break
+        time.sleep(0.05)
+    assert not audit_model.objects.filter(chain_sequence__isnull=True).exists()
+    assert verify_chain().ok
+
+
+def test_sealing_is_the_only_update_the_model_allows(keyed, audit_model):
+    from rail_django.extensions.audit.models import AppendOnlyError
+
+    _emit(1)
+    row = audit_model.objects.get()
+    row.username = "x"
+    with pytest.raises(AppendOnlyError):
+        audit_model.objects.bulk_update([row], ["username", "chain_hash"])
+
+
+def test_without_a_key_nothing_is_sealed(audit_model):
+    _emit(3)
+    assert seal_pending() == 0
+    assert not audit_model.objects.filter(chain_sequence__isnull=False).exists()
+    with pytest.raises(ValueError, match="AUDIT_INTEGRITY_KEY"):
+        verify_chain()
