@@ -157,6 +157,20 @@ def _check_model_and_sizes() -> list[Error]:
     return errors
 
 
+def _check_reliability() -> list[Error]:
+    errors = []
+    journal = read_setting("AUDIT_JOURNAL_DIR")
+    if journal is not None and (not isinstance(journal, (str, Path)) or not str(journal).strip()):
+        errors.append(_error("rail_django.E050", "AUDIT_JOURNAL_DIR", journal, "it must be None (no journal) or a directory path"))
+    segment = read_setting("AUDIT_JOURNAL_SEGMENT_BYTES")
+    if not _is_int(segment) or segment < 4096:
+        errors.append(_error("rail_django.E051", "AUDIT_JOURNAL_SEGMENT_BYTES", segment, "it must be a whole number >= 4096"))
+    key = read_setting("AUDIT_INTEGRITY_KEY")
+    if key is not None and (not isinstance(key, (str, bytes)) or len(key) < 16):
+        errors.append(_error("rail_django.E052", "AUDIT_INTEGRITY_KEY", "<hidden>", "it must be None or a secret of at least 16 characters"))
+    return errors
+
+
 @register("rail_django")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """Validate every rail-django setting."""
@@ -170,6 +184,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         _check_redaction,
         _check_proxies,
         _check_model_and_sizes,
+        _check_reliability,
     ):
         errors.extend(check())
     return errors

@@ -39,6 +39,9 @@ def test_default_settings_pass():
         ({"AUDIT_CAPTURE_CLIENT_IP": "no"}, ("rail_django.E016", "AUDIT_CAPTURE_CLIENT_IP")),
         ({"AUDIT_DATABASE_ALIAS": "other"}, ("rail_django.E017", "AUDIT_DATABASE_ALIAS")),
         ({"AUDIT_CACHE_ALIAS": "missing"}, ("rail_django.E018", "AUDIT_CACHE_ALIAS")),
+        ({"AUDIT_JOURNAL_DIR": 3}, ("rail_django.E050", "AUDIT_JOURNAL_DIR")),
+        ({"AUDIT_JOURNAL_SEGMENT_BYTES": 10}, ("rail_django.E051", "AUDIT_JOURNAL_SEGMENT_BYTES")),
+        ({"AUDIT_INTEGRITY_KEY": "short"}, ("rail_django.E052", "AUDIT_INTEGRITY_KEY")),
     ],
 )
 def test_each_bad_setting_has_its_id(overrides, expected):
