@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgresql test-mysql lint bench clean
+.PHONY: install demo test test-sqlite test-postgresql test-mysql lint bench clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ test: $(STAMP) lint test-sqlite test-postgresql test-mysql
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rail_django tests sample_project benchmarks
 
-test-sqlite: $(STAMP)
+test-sqlite: $(STAMP) chromium
 	RAIL_DJANGO_TEST_DB=sqlite $(PY) -m pytest
 
 test-postgresql: $(STAMP)
@@ -36,6 +36,15 @@ test-postgresql: $(STAMP)
 
 test-mysql: $(STAMP)
 	RAIL_DJANGO_TEST_DB=mysql $(PY) -m pytest -m "not sqlite_only"
+
+# The browser test drives Debian's chromium through Playwright (never `playwright install`).
+# As root with apt-get (CI, containers) it is installed when missing; anyone else
+# without it gets that test skipped, with the reason.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium for the browser test"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -26,6 +26,19 @@ if BACKEND == "postgresql":
             "TEST": {"NAME": f"test_rail_django_{os.getpid()}"},
         }
     }
+    # The same database through a loopback TCP proxy that tests/reliability/test_faults.py stops and
+    # starts (PostgreSQL refusing connections). The port is one that is free when the settings load.
+    import socket
+
+    with socket.socket() as _probe:
+        _probe.bind(("127.0.0.1", 0))
+        AUDIT_PROXY_PORT = _probe.getsockname()[1]
+    DATABASES["audit_proxy"] = {
+        **DATABASES["default"],
+        "HOST": "127.0.0.1",
+        "PORT": str(AUDIT_PROXY_PORT),
+        "TEST": {"MIRROR": "default"},
+    }
 elif BACKEND == "mysql":
     import pymysql
 

@@ -87,6 +87,8 @@ if VARIANT in ("rail", "rail-sync"):
     # One row per event: the database sink only (the file sink is measured by --file-sink).
     AUDIT_STORE_IN_FILE = os.environ.get("BENCH_FILE_SINK") == "1"
     AUDIT_LOG_FILE = WORK_DIR / f"audit-{os.getpid()}.log"
+    # Each benchmark process its own journal: never replay another run's events into this database.
+    AUDIT_JOURNAL_DIR = WORK_DIR / f"journal-{os.getpid()}"
     if os.environ.get("BENCH_BATCH_SIZE"):
         AUDIT_BATCH_SIZE = int(os.environ["BENCH_BATCH_SIZE"])
     if os.environ.get("BENCH_QUEUE_SIZE"):

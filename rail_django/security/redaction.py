@@ -32,6 +32,23 @@ MAX_DEPTH = 8
 MAX_ITEMS = 200
 
 _JWT = r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
+#: Most distinct mapping keys whose verdict a redactor remembers.
+_KEY_CACHE_SIZE = 4096
+
+
+def _may_hold_secret(text: str) -> bool:
+    """False only when the text pattern cannot match ``text``, so the scan can be skipped.
+
+    Every alternative of the pattern needs ``=`` or ``:``, a scheme word or
+    ``eyJ`` (case-insensitively). Non-ASCII text is always scanned: Unicode
+    case folding lets characters such as ``ſ`` or ``ı`` match ASCII letters.
+    """
+    if not text.isascii():
+        return True
+    if "=" in text or ":" in text:
+        return True
+    lowered = text.lower()
+    return "eyj" in lowered or "bearer" in lowered or "basic" in lowered or "digest" in lowered
 
 
 class Redactor:
@@ -53,10 +70,17 @@ class Redactor:
             rf"(?P<jwt>{_JWT})",
         ]
         self._text_pattern = re.compile("|".join(parts), re.IGNORECASE)
+        self._sensitive_keys: dict[str, bool] = {}
 
     def is_sensitive_key(self, key: Any) -> bool:
-        lowered = str(key).lower()
-        return any(f in lowered for f in self.fields)
+        name = str(key)
+        known = self._sensitive_keys.get(name)
+        if known is None:
+            lowered = name.lower()
+            known = any(f in lowered for f in self.fields)
+            if len(self._sensitive_keys) < _KEY_CACHE_SIZE:  # keys repeat: remember the answer
+                self._sensitive_keys[name] = known
+        return known
 
     def scrub_text(self, text: str) -> str:
         """Mask secret values inside ``text``, keeping the rest readable."""
@@ -64,6 +88,8 @@ class Redactor:
             text = text[:MAX_STRING_LENGTH] + "…[truncated]"
         if "\x00" in text:  # PostgreSQL text and jsonb refuse NUL
             text = text.replace("\x00", "\ufffd")
+        if not _may_hold_secret(text):
+            return text
         out: list[str] = []
         pos = 0
         search = self._text_pattern.search

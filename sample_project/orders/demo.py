@@ -146,6 +146,7 @@ class _Seeder:
                 break
             kind = self.rng.random()
             order = self.rng.choice(ORDERS)
+            order_pk = ORDERS.index(order) + 1
             if kind < 0.55:
                 self.event(t, EventType.DATA_READ, self.visit(user, ip, agent, "GET", "/orders/"),
                            action="Viewed order list", resource_type="order")
@@ -159,10 +160,10 @@ class _Seeder:
                            action="Frontend: export Order", context={"app_name": "orders", "model_name": "Order",
                                                                      "operation": "export", "component": "OrderListPage"})
             elif manager:
-                self.event(t, EventType.DATA_DELETE, self.visit(user, ip, agent, "POST", "/orders/9/delete/"),
+                self.event(t, EventType.DATA_DELETE, self.visit(user, ip, agent, "POST", f"/orders/{order_pk}/delete/"),
                            action="Deleted order", resource_type="order", resource_name=order[0])
             else:
-                self.event(t, EventType.AUTHZ_PERMISSION_DENIED, self.visit(user, ip, agent, "POST", "/orders/9/delete/"),
+                self.event(t, EventType.AUTHZ_PERMISSION_DENIED, self.visit(user, ip, agent, "POST", f"/orders/{order_pk}/delete/"),
                            outcome=Outcome.DENIED, action="Delete order refused", resource_type="order",
                            resource_name=order[0], context={"permission": "orders.delete_order"})
         self.event(max(t - 0.2, 0.3), EventType.AUTH_LOGOUT, self.visit(user, ip, agent, "POST", "/accounts/logout/"),

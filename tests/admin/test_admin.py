@@ -56,9 +56,10 @@ def test_list_shows_the_columns_newest_first(su_client, sample):
     assert response.status_code == 200
     assert [e.pk for e in response.context["cl"].result_list] == [e.pk for e in sorted(sample, key=lambda e: e.timestamp, reverse=True)]
     text = response.content.decode()
-    for header in ("Timestamp", "Type", "Severity", "Outcome", "User", "IP", "Path"):
+    for header in ("Time", "Type", "Severity", "Outcome", "User", "IP", "Path"):
         assert f">{header}<" in text or f">{header}</a>" in text
     assert "auth.login.failure" in text and "POST /login/" in text and "<em>tried</em> bob" in text
+    assert re.search(r"<a href=\"[^\"]+/change/[^\"]*\"><span class=\"rail-nowrap\">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d</span>", text)
     assert 'href="/admin/rail_django/auditeventmodel/?client_ip=203.0.113.9"' in text
     assert "Security dashboard" in text
 

@@ -23,7 +23,6 @@ from tests.commands.conftest import event_row
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parents[2]
-NULLABLE = {"user_id", "username", "client_ip", "error_message", "correlation_id", "session_id"}
 
 
 def export(*args: str) -> str:
@@ -80,18 +79,21 @@ def test_jsonl_export_to_stdout_parses_back_line_by_line(audit_model, varied):
 
 
 def _from_csv(model, text):
-    types = {f.attname: f.get_internal_type() for f in model._meta.concrete_fields}
+    """Rows read back from CSV, typed by the model: "" is None for nullable columns."""
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    integers = {"AutoField", "BigAutoField", "IntegerField", "BigIntegerField", "PositiveIntegerField"}
     rows = []
     for record in csv.DictReader(io.StringIO(text)):
         row = {}
         for name, cell in record.items():
-            if cell == "" and name in NULLABLE:
+            kind = fields[name].get_internal_type()
+            if cell == "" and fields[name].null:
                 row[name] = None
-            elif types[name] == "BooleanField":
+            elif kind == "BooleanField":
                 row[name] = {"true": True, "false": False}[cell]
-            elif types[name] == "JSONField":
+            elif kind == "JSONField":
                 row[name] = json.loads(cell)
-            elif types[name] in ("BigAutoField", "AutoField"):
+            elif kind in integers:
                 row[name] = int(cell)
             else:
                 row[name] = cell
@@ -182,10 +184,10 @@ def test_a_failed_export_leaves_an_existing_file_untouched(audit_model, insert, 
     target.write_text("previous export")
     from rail_django.management.audit import export as export_module
 
-    def broken(row):
+    def broken(self, row):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export_module, "_json_line", broken)
+    monkeypatch.setattr(export_module.Writer, "_json_line", broken)
     with pytest.raises(RuntimeError):
         export("--format", "json", "--output", str(target))
     assert target.read_text() == "previous export"

@@ -195,6 +195,13 @@ def test_private_addresses_only_suggest_an_untrusted_proxy(settings, insert):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_public_and_documentation_addresses_do_not_suggest_a_proxy(insert):
+    insert(30, client_ip="203.0.113.5")  # ipaddress calls TEST-NET "private"; no proxy connects from there
+    insert(30, client_ip="8.8.8.8")
+    assert _severity(check()[0], "audit.proxies") == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
 def test_webhook_over_plain_http_to_localhost_is_only_info(settings):
     settings.AUDIT_WEBHOOK_URL = "http://127.0.0.1:9/hook"
     settings.AUDIT_WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -25,6 +25,7 @@ from django.contrib.admin import DateFieldListFilter
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.text import Truncator
@@ -47,9 +48,9 @@ def changelist_url(model_admin: admin.ModelAdmin, **params: Any) -> str:
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only admin for the audit model."""
 
-    list_display = ("timestamp", "type_column", "severity_column", "outcome_column", "actor", "ip_column", "path")
-    list_display_links = ("timestamp",)
-    sortable_by = ("timestamp",)
+    list_display = ("time", "type_column", "severity_column", "outcome_column", "actor", "ip_column", "path")
+    list_display_links = ("time",)
+    sortable_by = ("time",)
     list_filter = (
         filters.WindowFilter,
         filters.EventTypeFilter,
@@ -112,6 +113,11 @@ class AuditEventAdmin(admin.ModelAdmin):
         return queryset.filter(Q(username=term) | Q(correlation_id=term) | attempted), False
 
     # -- list columns -----------------------------------------------------------------
+    @admin.display(description="time", ordering="timestamp")
+    def time(self, obj: Any) -> str:
+        moment = timezone.localtime(obj.timestamp) if timezone.is_aware(obj.timestamp) else obj.timestamp
+        return format_html('<span class="rail-nowrap">{}</span>', moment.strftime("%Y-%m-%d %H:%M:%S"))
+
     @admin.display(description="type")
     def type_column(self, obj: Any) -> str:
         return obj.event_type
@@ -130,7 +136,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         if obj.username or obj.user_id:
             return obj.username or f"#{obj.user_id}"
         attempted = self.attempted_username(obj)
-        return format_html("<em>tried</em> {}", attempted) if attempted else "-"
+        return format_html('<span class="rail-nowrap"><em>tried</em> {}</span>', attempted) if attempted else "-"
 
     @admin.display(description="IP")
     def ip_column(self, obj: Any) -> str:

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from uuid import UUID
 
 from django.core.management.base import CommandError
-from django.db import connections
+from django.db import connections, models
 from django.db.models import Q, QuerySet
 
 from rail_django.management.audit.common import invoked_by, stored_events, time_range
@@ -90,17 +90,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_record(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as JSON-ready values (ISO 8601 timestamps with microseconds, UUIDs as text)."""
-    return {name: _plain(value) for name, value in row.items()}
+def record_maker(model: type[Any], fields: list[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A function turning a row into JSON-ready values (ISO 8601 timestamps with microseconds, UUIDs as text).
 
+    Only the columns whose type needs it are converted, once per row.
+    """
+    by_name = {f.attname: f for f in model._meta.concrete_fields}
+    typed = [
+        name for name in fields
+        if isinstance(by_name[name], (models.DateTimeField, models.DateField, models.TimeField, models.UUIDField))
+    ]
 
-def _json_line(row: dict[str, Any]) -> str:
-    return json.dumps(to_record(row), ensure_ascii=False, default=str)
+    def make(row: dict[str, Any]) -> dict[str, Any]:
+        for name in typed:
+            value = row[name]
+            if value is not None:
+                row[name] = str(value) if isinstance(value, UUID) else value.isoformat()
+        return row
 
-
-def _ocsf_line(row: dict[str, Any]) -> str:
-    return json.dumps(to_ocsf(row), ensure_ascii=False, default=str)
+    return make
 
 
 def csv_cell(value: Any) -> str:
@@ -120,14 +128,14 @@ def csv_cell(value: Any) -> str:
 class Writer:
     """Writes rows in one format to a text stream, a chunk at a time."""
 
-    def __init__(self, fmt: str, fields: list[str], out: TextIO) -> None:
+    def __init__(self, fmt: str, model: type[Any], fields: list[str], out: TextIO) -> None:
         self.fmt, self.fields, self.out = fmt, fields, out
+        self._record = record_maker(model, fields)
         self.count = 0
         self._pending: list[str] = []
         self._buffer = io.StringIO()
         # RFC 4180 line ends: a cell holding a lone "\r" or "\n" is then quoted too.
         self._csv = csv.writer(self._buffer, lineterminator="\r\n")
-        self._line: Callable[[dict[str, Any]], str] = _ocsf_line if fmt == "ocsf" else _json_line
 
     def begin(self) -> None:
         if self.fmt == "json":
@@ -140,10 +148,15 @@ class Writer:
         if self.fmt == "csv":
             self._csv.writerow([csv_cell(row[name]) for name in self.fields])
         elif self.fmt == "json":
-            self._pending.append(("\n" if self.count == 0 else ",\n") + self._line(row))
+            self._pending.append(("\n" if self.count == 0 else ",\n") + self._json_line(row))
         else:
-            self._pending.append(self._line(row) + "\n")
+            self._pending.append(self._json_line(row) + "\n")
         self.count += 1
+
+    def _json_line(self, row: dict[str, Any]) -> str:
+        # OCSF maps the raw row (it needs the datetime); the others write the row itself.
+        document = to_ocsf(row) if self.fmt == "ocsf" else self._record(row)
+        return json.dumps(document, ensure_ascii=False, default=str)
 
     def flush(self) -> None:
         if self.fmt == "csv":
@@ -203,7 +216,7 @@ def run_export(
     queryset = filtered_events(days, since, until, event_types)
     fields = export_fields(queryset.model)
     with open_output(output, stdout) as out:
-        writer = Writer(fmt, fields, out)
+        writer = Writer(fmt, queryset.model, fields, out)
         writer.begin()
         for row in stream_rows(queryset, fields, chunk_size):
             writer.add(row)

@@ -201,12 +201,20 @@ def check_alert_cache() -> list[Finding]:
     return findings or [Finding("audit.alerts.cache", "ok", f"Cache {alias!r} ({backend.rsplit('.', 1)[-1]}) is shared and answers.", "")]
 
 
+#: Where a reverse proxy usually connects from: loopback, RFC 1918, carrier-grade NAT, IPv6 unique-local.
+#: (Not ``ipaddress.is_private``, which also counts the documentation ranges.)
+PROXY_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "::1/128", "fc00::/7")
+)
+
+
 def _private(ip: str | None) -> bool:
     try:
         address = ipaddress.ip_address(ip or "")
     except ValueError:
         return False
-    return address.is_private or address.is_loopback
+    return any(address.version == net.version and address in net for net in PROXY_NETWORKS)
 
 
 def check_proxies() -> list[Finding]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from rail_django.security.context import AuditContext, reset_current_context, set_current_context
+from rail_django.security.context import AuditContext, _current
 
 CORRELATION_HEADER = "X-Correlation-ID"
 
@@ -35,21 +35,21 @@ class SecurityContextMiddleware:
             return self.__acall__(request)
         ctx = AuditContext.for_request(request)
         request._rail_django_audit_context = ctx
-        token = set_current_context(ctx)
+        token = _current.set(ctx)  # the context variable itself: this runs on every request
         try:
             response = self.get_response(request)
         finally:
-            reset_current_context(token)
+            _current.reset(token)
         response[CORRELATION_HEADER] = ctx.correlation_id
         return response
 
     async def __acall__(self, request: Any) -> Any:
         ctx = AuditContext.for_request(request)
         request._rail_django_audit_context = ctx
-        token = set_current_context(ctx)
+        token = _current.set(ctx)
         try:
             response = await self.get_response(request)
         finally:
-            reset_current_context(token)
+            _current.reset(token)
         response[CORRELATION_HEADER] = ctx.correlation_id
         return response

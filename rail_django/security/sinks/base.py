@@ -26,6 +26,10 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+#: ``json.dumps(..., ensure_ascii=False, separators=(",", ":"), default=str)``, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def event_json(event: SecurityEvent) -> str:
     """One event as a single JSON line (newlines and control characters escaped)."""
-    return json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(event.to_dict())

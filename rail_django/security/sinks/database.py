@@ -1,4 +1,15 @@
-"""Database sink: events become ``AuditEventModel`` rows, inserted in batches."""
+"""Database sink: events become ``AuditEventModel`` rows, inserted in batches.
+
+A batch is one prepared ``INSERT`` run with ``executemany`` in one
+transaction: the statement and each column's conversion are worked out once
+per model and database vendor, and each row is built straight from the event
+(no model instance, no per-row SQL compilation), which is several times
+cheaper than ``bulk_create``. A custom ``AUDIT_EVENT_MODEL`` with fields whose
+value the database or ``pre_save`` computes (``auto_now``, ``db_default``, a
+custom field) goes through ``bulk_create`` instead. Either way the insert is
+idempotent on ``event_id`` (conflicts are ignored), so a retried batch never
+duplicates rows.
+"""
 
 from __future__ import annotations
 
@@ -6,53 +17,121 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
+from django.db import connections, models, transaction
+from django.db.models.constants import OnConflict
+from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
 from django.utils import timezone
 
 from rail_django.security.events import SecurityEvent
 
+#: Field types whose database value is the Python value given here (str/None, bool, int).
+_PLAIN_TYPES = (models.CharField, models.TextField, models.BooleanField, models.BigIntegerField, models.IntegerField)
 
-def event_to_row(model: type[Any], event: SecurityEvent) -> Any:
-    """The one mapping from an event to an audit-model instance."""
+
+def event_fields(event: SecurityEvent) -> dict[str, Any]:
+    """The one mapping from an event to the audit model's field values."""
     timestamp = event.timestamp
     if not settings.USE_TZ and timezone.is_aware(timestamp):
         timestamp = timezone.make_naive(timestamp)
-    return model(
-        event_id=event.event_id,
-        event_type=event.event_type[:64],
-        severity=event.severity,
-        user_id=event.user_id,
-        username=(event.username or "")[:150] or None,
-        client_ip=event.client_ip,
-        user_agent=event.user_agent,
-        timestamp=timestamp,
-        request_path=event.request_path,
-        request_method=event.request_method,
-        additional_data=event.additional_data,
-        success=event.success,
-        error_message=event.error,
-        correlation_id=event.correlation_id,
-        session_id=event.session_id,
-    )
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type[:64],
+        "severity": event.severity,
+        "user_id": event.user_id,
+        "username": (event.username or "")[:150] or None,
+        "client_ip": event.client_ip,
+        "user_agent": event.user_agent,
+        "timestamp": timestamp,
+        "request_path": event.request_path,
+        "request_method": event.request_method,
+        "additional_data": event.additional_data,
+        "success": event.success,
+        "error_message": event.error,
+        "correlation_id": event.correlation_id,
+        "session_id": event.session_id,
+    }
+
+
+def event_to_row(model: type[Any], event: SecurityEvent) -> Any:
+    """An (unsaved) audit-model instance for ``event``."""
+    return model(**event_fields(event))
+
+
+class PreparedInsert:
+    """The ``INSERT`` of one audit model on one database vendor, with each column's conversion."""
+
+    def __init__(self, model: type[models.Model], connection: Any) -> None:
+        opts = model._meta
+        fields = [
+            f for f in opts.concrete_fields
+            if not getattr(f, "generated", False) and not (f is opts.pk and isinstance(f, AutoFieldMixin))
+        ]
+        self.fields = fields
+        # (attname, field, needs get_db_prep_save) per column.
+        self.columns = [(f.attname, f, type(f) not in _PLAIN_TYPES) for f in fields]
+        qn = connection.ops.quote_name
+        suffix = connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
+        self.sql = (
+            f"{connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)} {qn(opts.db_table)} "
+            f"({', '.join(qn(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))})"
+            + (f" {suffix}" if suffix else "")
+        )
+
+    @staticmethod
+    def supports(model: type[models.Model]) -> bool:
+        """False when a column's value would come from ``pre_save`` or the database rather than the event."""
+        for field in model._meta.concrete_fields:
+            if getattr(field, "generated", False) or getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED:
+                return False
+            if isinstance(field, models.DateField):
+                if field.auto_now or field.auto_now_add:
+                    return False
+            elif type(field).pre_save is not models.Field.pre_save:
+                return False
+        return True
+
+    def params(self, event: SecurityEvent, connection: Any) -> list[Any]:
+        values = event_fields(event)
+        row = []
+        for attname, field, convert in self.columns:
+            value = values[attname] if attname in values else field.get_default()
+            row.append(field.get_db_prep_save(value, connection) if convert else value)
+        return row
 
 
 class DatabaseSink:
-    """Inserts events with one ``bulk_create`` per batch, idempotent on ``event_id``."""
+    """Inserts each batch with one prepared ``INSERT`` (``executemany``), idempotent on ``event_id``."""
 
     name = "database"
 
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias
+        self._prepared: dict[tuple[type, str], PreparedInsert | None] = {}
 
     def write(self, events: Sequence[SecurityEvent]) -> None:
         from rail_django.extensions.audit.models import get_audit_event_model
 
         model = get_audit_event_model()
-        rows = [event_to_row(model, event) for event in events]
-        # ignore_conflicts: a replayed or retried batch must not duplicate rows.
-        model.objects.using(self.alias).bulk_create(rows, ignore_conflicts=True)
+        connection = connections[self.alias]
+        insert = self._insert_for(model, connection)
+        if insert is None or not connection.features.supports_ignore_conflicts:
+            rows = [event_to_row(model, event) for event in events]
+            # ignore_conflicts: a replayed or retried batch must not duplicate rows.
+            model.objects.using(self.alias).bulk_create(rows, ignore_conflicts=True)
+            return
+        params = [insert.params(event, connection) for event in events]
+        with transaction.atomic(using=self.alias, savepoint=False), connection.cursor() as cursor:
+            cursor.executemany(insert.sql, params)
+
+    def _insert_for(self, model: type[models.Model], connection: Any) -> PreparedInsert | None:
+        key = (model, connection.vendor)
+        if key not in self._prepared:
+            self._prepared[key] = PreparedInsert(model, connection) if PreparedInsert.supports(model) else None
+        return self._prepared[key]
 
     def flush(self, timeout: float | None = None) -> bool:
         return True
 
     def close(self) -> None:
         pass
+

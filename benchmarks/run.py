@@ -1,0 +1,365 @@
+"""rail-django benchmark suite: request overhead against a bare Django project, and throughput at table scale.
+
+    make bench                                   # the full run (see benchmarks/RESULTS.md)
+    python benchmarks/run.py --smoke             # tiny counts, SQLite only: checks the harness works
+    python benchmarks/run.py --rounds 9 --skip-throughput --json out.json --markdown out.md
+
+Request scenarios: every variant (``bare``, ``rail``, ``rail-sync`` and, when
+importable, ``easy-audit``, ``axes``, ``auditlog``) runs in its own fresh
+process per round; rounds interleave the variants (A B C A B C ..., the start
+rotating each round) so machine drift hits all of them alike. A variant's
+figure is the median over rounds of its per-round median batch time per
+request; its ratio is the median over rounds of (variant / bare) taken
+*within* each round. Throughput tasks run one process each (see
+``benchmarks/throughput.py``). Counts come from flags, or from the
+environment (``BENCH_ROUNDS``, ``BENCH_SCALE``, ``BENCH_EMIT_COUNT``,
+``BENCH_EXPORT_ROWS``, ``BENCH_SUMMARY_ROWS``, ``BENCH_CLEANUP_ROWS``,
+``BENCH_DATABASES``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.requests_worker import SCENARIOS  # noqa: E402
+
+REFERENCE_PACKAGES = {"easy-audit": "easyaudit", "axes": "axes", "auditlog": "auditlog"}
+CORE_VARIANTS = ["bare", "rail", "rail-sync"]
+
+#: (scenario, variant, highest ratio to bare) -- issue 5's request targets.
+RATIO_TARGETS = [
+    ("anon_get", "rail", 1.03),
+    ("auth_get", "rail", 1.03),
+    ("login_failed", "rail", 1.10),
+    ("login_failed", "rail-sync", 1.25),
+    ("graphql_query_1000x5", "rail", 1.05),
+]
+
+
+def env_default(name: str, default: Any, cast: Any = str) -> Any:
+    value = os.environ.get(name)
+    return cast(value) if value not in (None, "") else default
+
+
+def int_list(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in str(text).split(",") if part.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny counts on SQLite only (what make test runs); explicit flags still win")
+    parser.add_argument("--rounds", type=int, default=env_default("BENCH_ROUNDS", None, int))
+    parser.add_argument("--scale", type=float, default=env_default("BENCH_SCALE", None, float),
+                        help="multiplies the requests per batch of every scenario (default 1)")
+    parser.add_argument("--variants", default=None, help="comma-separated (default: core + installed references)")
+    parser.add_argument("--scenarios", default="", help="comma-separated request scenarios (default all)")
+    parser.add_argument("--databases", default=env_default("BENCH_DATABASES", None),
+                        help="throughput backends: sqlite,postgresql (default both when PostgreSQL answers)")
+    parser.add_argument("--emit-count", type=int, default=env_default("BENCH_EMIT_COUNT", None, int))
+    parser.add_argument("--export-rows", type=int, default=env_default("BENCH_EXPORT_ROWS", None, int))
+    parser.add_argument("--summary-rows", default=env_default("BENCH_SUMMARY_ROWS", None),
+                        help="comma-separated table sizes for summary (default 1000000,10000000)")
+    parser.add_argument("--cleanup-rows", type=int, default=env_default("BENCH_CLEANUP_ROWS", None, int))
+    parser.add_argument("--skip-requests", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="refill the kept large-table databases")
+    parser.add_argument("--work-dir", default=env_default("BENCH_WORK_DIR", None))
+    parser.add_argument("--json", default=None, help="write the results as JSON here")
+    parser.add_argument("--markdown", default=None, help="write the Markdown report here")
+    args = parser.parse_args(argv)
+    smoke = args.smoke
+    defaults = {
+        "rounds": 1 if smoke else 7,
+        "scale": 0.02 if smoke else 1.0,
+        "databases": "sqlite" if smoke else None,
+        "emit_count": 200 if smoke else 50_000,
+        "export_rows": 500 if smoke else 1_000_000,
+        "summary_rows": "500" if smoke else "1000000,10000000",
+        "cleanup_rows": 500 if smoke else 1_000_000,
+        "variants": ",".join(CORE_VARIANTS) if smoke else None,
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
+
+
+def postgres_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def choose_variants(requested: str | None) -> list[str]:
+    if requested:
+        return [v for v in requested.split(",") if v]
+    found = [v for v, module in REFERENCE_PACKAGES.items() if importlib.util.find_spec(module) is not None]
+    return CORE_VARIANTS + found
+
+
+def run_child(args: list[str], env: dict[str, str]) -> None:
+    completed = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"benchmark process failed: {shlex.join(args)}\n{completed.stdout}\n{completed.stderr}")
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# -- request scenarios ------------------------------------------------------------
+
+
+def run_requests(opts: argparse.Namespace, variants: list[str], work: Path, env: dict[str, str]) -> dict[str, Any]:
+    worker = str(HERE / "requests_worker.py")
+    templates = {}
+    for variant in variants:
+        templates[variant] = work / f"template-{variant}.sqlite3"
+        run_child([worker, "prepare", "--variant", variant, "--db", str(templates[variant])], env)
+    rounds: list[dict[str, Any]] = []
+    for number in range(opts.rounds):
+        order = variants[number % len(variants):] + variants[:number % len(variants)]
+        per_variant = {}
+        for variant in order:
+            out = work / f"result-{number}-{variant}.json"
+            run_child([worker, "run", "--variant", variant, "--template", str(templates[variant]), "--out", str(out),
+                       "--scale", str(opts.scale), "--scenarios", opts.scenarios], env)
+            per_variant[variant] = json.loads(out.read_text())["scenarios"]
+        rounds.append(per_variant)
+        print(f"  round {number + 1}/{opts.rounds} done (load {load()[0]})", file=sys.stderr)
+    return summarise_rounds(rounds, variants)
+
+
+def summarise_rounds(rounds: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for scenario in SCENARIOS:
+        rows = {}
+        for variant in variants:
+            per_round = [r[variant][scenario.name] for r in rounds if scenario.name in r.get(variant, {})]
+            if not per_round:
+                continue
+            figures = [statistics.median(x["batch_us"]) for x in per_round]
+            entry = {
+                "median_us": statistics.median(figures),
+                "min_us": min(figures),
+                "max_us": max(figures),
+                "rounds_us": figures,
+                "requests": sum(x["requests"] for x in per_round),
+                "rows_added": sum(x["rows_added"] for x in per_round),
+            }
+            ratios = [
+                statistics.median(r[variant][scenario.name]["batch_us"])
+                / statistics.median(r["bare"][scenario.name]["batch_us"])
+                for r in rounds
+                if scenario.name in r.get(variant, {}) and scenario.name in r.get("bare", {})
+            ]
+            if ratios:
+                entry.update(ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
+                             rounds_ratio=ratios)
+            rows[variant] = entry
+        if rows:
+            summary[scenario.name] = {"title": scenario.title, "variants": rows}
+    return summary
+
+
+# -- throughput -------------------------------------------------------------------
+
+
+def run_throughput(opts: argparse.Namespace, databases: list[str], work: Path, env: dict[str, str]) -> list[dict]:
+    script = str(HERE / "throughput.py")
+    jobs: list[list[str]] = []
+    for db in databases:
+        jobs.append(["emit", "--db", db, "--async", "1", "--count", str(opts.emit_count)])
+        jobs.append(["emit", "--db", db, "--async", "0", "--count", str(max(1, opts.emit_count // 5))])
+    for db in databases:
+        jobs.append(["export", "--db", db, "--rows", str(opts.export_rows), "--format", "jsonl"])
+        jobs.append(["export", "--db", db, "--rows", str(opts.export_rows), "--format", "csv"])
+    summary_sizes = int_list(opts.summary_rows)
+    for db in databases:
+        for rows in summary_sizes:
+            if db == "sqlite" and rows > 1_000_000 and len(summary_sizes) > 1:
+                continue  # the 10M-row summary is a PostgreSQL target
+            jobs.append(["summary", "--db", db, "--rows", str(rows)])
+    for db in databases:
+        jobs.append(["cleanup", "--db", db, "--rows", str(opts.cleanup_rows)])
+    results = []
+    for job in jobs:
+        out = work / "throughput.json"
+        extra = ["--fresh"] if opts.fresh and job[0] in ("export", "summary") else []
+        started = time.perf_counter()
+        run_child([script, *job, *extra, "--out", str(out)], env)
+        result = json.loads(out.read_text())
+        result["wall_s"] = time.perf_counter() - started
+        results.append(result)
+        print(f"  {' '.join(job)}: done in {result['wall_s']:.1f}s (load {load()[0]})", file=sys.stderr)
+    return results
+
+
+# -- report -----------------------------------------------------------------------
+
+
+def fmt_us(value: float) -> str:
+    return f"{value / 1000:.2f} ms" if value >= 1000 else f"{value:.0f} µs"
+
+
+def targets(requests: dict[str, Any], throughput: list[dict]) -> list[dict[str, Any]]:
+    """Every issue-5 target with the figure measured in this run (None when not measured)."""
+    rows = []
+    for scenario, variant, limit in RATIO_TARGETS:
+        entry = requests.get(scenario, {}).get("variants", {}).get(variant)
+        figure = entry.get("ratio") if entry else None
+        label = f"{scenario} ({variant}) ratio to bare"
+        rows.append({"target": label, "goal": f"<= {limit:.2f}x", "figure": None if figure is None else f"{figure:.3f}x",
+                     "met": None if figure is None else figure <= limit})
+
+    def find(task: str, **match: Any) -> dict | None:
+        hits = [r for r in throughput if r["task"] == task and all(r.get(k) == v for k, v in match.items())]
+        return max(hits, key=lambda r: r.get("rows", 0)) if hits else None
+
+    for db, goal in (("sqlite", 20_000), ("postgresql", 10_000)):
+        r = find("emit", db=db, **{"async": True})
+        ok = r and r["stored"] == r["count"] and r["events_per_s"] >= goal
+        rows.append({"target": f"emit, async batching, {db} (every event stored)", "goal": f">= {goal:,} events/s",
+                     "figure": None if not r else f"{r['events_per_s']:,.0f} events/s, {r['stored']:,}/{r['count']:,} stored",
+                     "met": None if not r else bool(ok)})
+    for db in ("sqlite", "postgresql"):
+        r = find("export", db=db, format="jsonl")
+        if r:
+            rows.append({"target": f"export jsonl, {db}, {r['rows']:,} rows", "goal": ">= 50,000 rows/s, RSS growth < 100 MiB",
+                         "figure": f"{r['rows_per_s']:,.0f} rows/s, +{r['rss_growth_mib']:.0f} MiB",
+                         "met": r["rows_per_s"] >= 50_000 and r["rss_growth_mib"] < 100})
+    r = find("summary", db="postgresql")
+    rows.append({"target": "summary --hours 24, PostgreSQL" + (f", {r['rows']:,} rows" if r else ""), "goal": "< 1 s",
+                 "figure": None if not r else f"{r['seconds'] * 1000:.0f} ms", "met": None if not r else r["seconds"] < 1})
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = [
+        "## Run", "",
+        f"- command: `{meta['command']}`",
+        f"- date: {meta['started']} (git {meta['git']})",
+        f"- machine: {meta['cpus']} CPUs, {meta['platform']}, Python {meta['python']}, Django {meta['django']}",
+        f"- load average (1/5/15 min) at start {meta['load_start']}, at end {meta['load_end']}",
+        f"- rounds: {meta['rounds']}, scale: {meta['scale']}, variants: {', '.join(meta['variants'])}",
+        "",
+    ]
+    lines += ["## Targets", "", "| target | goal | this run | met |", "|---|---|---|---|"]
+    for t in report["targets"]:
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {t['goal']} | {t['figure'] or 'not measured'} | {met} |")
+    requests = report["requests"]
+    if requests:
+        variants = meta["variants"]
+        lines += ["", "## Request overhead (per request; ratio to bare measured within each round)", "",
+                  "Each cell: median time per request over rounds (min–max), and the median ratio to bare "
+                  "(min–max over rounds). Rows: audit rows the variant stored over all timed requests.", "",
+                  "| scenario | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+        for name, data in requests.items():
+            cells = []
+            for variant in variants:
+                e = data["variants"].get(variant)
+                if not e:
+                    cells.append("n/a")
+                    continue
+                cell = f"{fmt_us(e['median_us'])} ({fmt_us(e['min_us'])}–{fmt_us(e['max_us'])})"
+                if variant != "bare" and "ratio" in e:
+                    cell += f"<br>**{e['ratio']:.3f}×** ({e['ratio_min']:.2f}–{e['ratio_max']:.2f})"
+                if variant != "bare":
+                    cell += f"<br>rows {e['rows_added']:,}/{e['requests']:,}"
+                cells.append(cell)
+            lines.append(f"| {name}: {data['title']} | " + " | ".join(cells) + " |")
+    throughput = report["throughput"]
+    if throughput:
+        lines += ["", "## Throughput", "", "| task | database | size | result | detail |", "|---|---|---|---|---|"]
+        for r in throughput:
+            if r["task"] == "emit":
+                lines.append(f"| emit, SECURITY_EVENT_ASYNC={r['async']} | {r['db']} | {r['count']:,} events | "
+                             f"**{r['events_per_s']:,.0f} events/s** | {r['stored']:,} stored; emit loop "
+                             f"{r['emit_returned_s']:.2f} s, with flush {r['total_s']:.2f} s |")
+            elif r["task"] == "export":
+                lines.append(f"| export --format {r['format']} | {r['db']} | {r['rows']:,} rows | "
+                             f"**{r['rows_per_s']:,.0f} rows/s** | {r['seconds']:.1f} s, peak RSS +{r['rss_growth_mib']:.0f} MiB "
+                             f"({r['rss_before_mib']:.0f} → {r['rss_peak_mib']:.0f} MiB), {r['bytes'] / 2**20:,.0f} MiB written |")
+            elif r["task"] == "summary":
+                lines.append(f"| summary --hours 24 | {r['db']} | {r['rows']:,} rows | **{r['seconds'] * 1000:,.0f} ms** | "
+                             f"min {r['min_s'] * 1000:,.0f} ms, max {r['max_s'] * 1000:,.0f} ms |")
+            elif r["task"] == "cleanup":
+                lines.append(f"| cleanup --days 90 | {r['db']} | {r['rows']:,} expired rows | **{r['seconds']:.1f} s** "
+                             f"({r['rows_per_s']:,.0f} rows/s) | {r['rows_left']:,} rows left (expected {r['expected_left']:,}) |")
+    return "\n".join(lines) + "\n"
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    opts = parse_args(argv)
+    import django
+
+    variants = choose_variants(opts.variants)
+    if "bare" not in variants:
+        variants = ["bare", *variants]
+    databases = [d for d in (opts.databases or "sqlite,postgresql").split(",") if d]
+    if "postgresql" in databases and not postgres_answers():
+        print("PostgreSQL is not running on 127.0.0.1:5432: its throughput tasks are skipped", file=sys.stderr)
+        databases.remove("postgresql")
+    work_root = Path(opts.work_dir) if opts.work_dir else Path(tempfile.gettempdir()) / "rail-django-bench"
+    work_root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "BENCH_WORK_DIR": str(work_root), "PYTHONPATH": str(ROOT)}
+    meta = {
+        "command": shlex.join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "git": git_revision(), "cpus": os.cpu_count(), "platform": platform.platform(),
+        "python": platform.python_version(), "django": django.get_version(), "load_start": load(),
+        "rounds": opts.rounds, "scale": opts.scale, "variants": variants, "databases": databases,
+    }
+    with tempfile.TemporaryDirectory(dir=work_root) as scratch:
+        work = Path(scratch)
+        requests = {} if opts.skip_requests else run_requests(opts, variants, work, env)
+        throughput = [] if opts.skip_throughput else run_throughput(opts, databases, work, env)
+    meta["load_end"] = load()
+    report = {"meta": meta, "requests": requests, "throughput": throughput}
+    report["targets"] = targets(requests, throughput)
+    text = markdown(report)
+    print(text)
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(report, indent=2))
+    if opts.markdown:
+        Path(opts.markdown).write_text(text)
+    return report
+
+
+if __name__ == "__main__":
+    main()
