@@ -25,6 +25,7 @@ see ``docs/alerts.md``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -88,6 +89,7 @@ def _counter_keys(client_ip: str | None, username: str | None) -> list[tuple[str
     return pairs
 
 
+@functools.lru_cache(maxsize=4096)  # called once per bucket: 22 times per failed login
 def _base_key(rule: str, key: str) -> str:
     # Hashed: usernames may hold characters Memcached refuses, and need not sit in the cache in clear.
     digest = hashlib.sha256(f"{rule}\x00{key}".encode()).hexdigest()[:40]

@@ -8,7 +8,13 @@ from typing import Any
 from django.utils import timezone
 
 from rail_django.conf import get_config
-from rail_django.security.context import AuditContext, context_for_request, describe_user, get_current_context
+from rail_django.security.context import (
+    MAX_USER_AGENT_LENGTH,
+    AuditContext,
+    context_for_request,
+    describe_user,
+    get_current_context,
+)
 from rail_django.security.delivery import dispatcher
 from rail_django.security.events import EventType, Outcome, SecurityEvent, Severity, coerce_severity
 from rail_django.security.redaction import current_redactor
@@ -22,9 +28,10 @@ MAX_RESOURCE_LENGTH = 255
 
 
 def _text(value: Any, limit: int) -> str | None:
+    """A resource field: often from the client (an id, an operation name), so scrubbed like free text."""
     if value is None:
         return None
-    return str(value)[:limit]
+    return current_redactor().scrub_text(str(value)[:limit])[:limit]
 
 
 class SecurityEventAPI:
@@ -131,9 +138,9 @@ class SecurityEventAPI:
             username=redactor.scrub_text(username) if username else username,
             client_ip=client_ip,
             remote_addr=remote_addr,
-            user_agent=redactor.scrub_text(facts["user_agent"] or ""),
+            user_agent=redactor.scrub_text(facts["user_agent"] or "")[:MAX_USER_AGENT_LENGTH],
             request_path=redactor.scrub_text(facts["request_path"] or ""),
-            request_method=redactor.scrub_text(facts["request_method"] or ""),
+            request_method=redactor.scrub_text(facts["request_method"] or "")[:16],  # a varchar(16) column
             correlation_id=correlation_id,
             session_id=facts["session_id"],
             resource_type=_text(resource_type, MAX_RESOURCE_LENGTH),

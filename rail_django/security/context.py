@@ -29,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MAX_USER_AGENT_LENGTH = 512
 MAX_PATH_LENGTH = 2048
 
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+_CORRELATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 _UNSET: Any = object()
 
 _current: ContextVar[AuditContext | None] = ContextVar("rail_django_audit_context", default=None)
@@ -48,7 +48,7 @@ def new_correlation_id() -> str:
 
 def accept_correlation_id(value: str | None) -> str:
     """Return ``value`` when it is a short, well-formed id, else a new id."""
-    if value and _CORRELATION_ID.match(value):
+    if value and _CORRELATION_ID.fullmatch(value):  # not match(): "$" would accept a trailing newline
         return value
     return new_correlation_id()
 

@@ -30,8 +30,27 @@ MAX_STRING_LENGTH = 4096
 MAX_DEPTH = 8
 #: Most items kept from one dict, list or tuple.
 MAX_ITEMS = 200
+#: Longest dict key kept (whether it names a secret is decided on the whole key).
+MAX_KEY_LENGTH = 256
+#: Integers wider than this many bits are stored as text (JSON readers, MySQL and
+#: Python's own int-to-str limit stop at far fewer digits than an int can hold).
+MAX_INT_BITS = 63
+_TRUNCATED = "…[truncated]"
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
-_JWT = r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
+# A JWT starts a token: anchoring it keeps the scan linear on text like "eyJeyJeyJ...".
+_JWT = r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
+
+
+def _as_text(value: Any) -> str:
+    """``str(value)``, or a placeholder when its ``__str__`` fails (a hostile value must not break emit)."""
+    try:
+        text = str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+    return text if isinstance(text, str) else f"<unprintable {type(value).__name__}>"
+
+
 #: Most distinct mapping keys whose verdict a redactor remembers.
 _KEY_CACHE_SIZE = 4096
 
@@ -58,10 +77,12 @@ class Redactor:
         self.fields = tuple(f.lower() for f in fields if f)
         self.mask = mask
         parts = [
-            # key=value, key: value, "key": "value". The key is any short token
-            # (bounded, so the scan stays linear on hostile input); whether it
-            # names a secret is decided in _replace.
-            r"(?P<key>(?<![\w.-])(?P<name>[\w.-]{1,64})[\"']?\s*[=:]\s*)"
+            # key=value, key: value, "key": "value". The key is a whole token,
+            # taken at once (a lookahead and its backreference: no backtracking,
+            # so the scan stays linear on hostile input, and a long key such as
+            # "..._database_password" is still seen); whether it names a secret
+            # is decided in scrub_text.
+            r"(?P<key>(?<![\w.-])(?=(?P<name>[\w.-]+))(?P=name)[\"']?\s*[=:]\s*)"
             r"(?P<value>(?:(?:bearer|basic|token|digest)\s+)?(?:\"[^\"]*\"|'[^']*'|[^\s,;&\"']+))",
             # Authorization schemes: keep the scheme, mask the credential
             # (a credential has a digit or a symbol: "basic authentication" stays).
@@ -78,16 +99,23 @@ class Redactor:
         if known is None:
             lowered = name.lower()
             known = any(f in lowered for f in self.fields)
-            if len(self._sensitive_keys) < _KEY_CACHE_SIZE:  # keys repeat: remember the answer
+            if len(self._sensitive_keys) < _KEY_CACHE_SIZE and len(name) <= MAX_KEY_LENGTH:  # keys repeat
                 self._sensitive_keys[name] = known
         return known
 
     def scrub_text(self, text: str) -> str:
-        """Mask secret values inside ``text``, keeping the rest readable."""
+        """Mask secret values inside ``text``, keeping the rest readable.
+
+        The result is at most ``MAX_STRING_LENGTH`` characters (plus a
+        truncation marker) and storable anywhere: NUL (refused by PostgreSQL)
+        and lone surrogates (not encodable as UTF-8) become U+FFFD.
+        """
         if len(text) > MAX_STRING_LENGTH:
-            text = text[:MAX_STRING_LENGTH] + "…[truncated]"
+            text = text[:MAX_STRING_LENGTH] + _TRUNCATED
         if "\x00" in text:  # PostgreSQL text and jsonb refuse NUL
             text = text.replace("\x00", "\ufffd")
+        if not text.isascii() and _SURROGATE.search(text):
+            text = _SURROGATE.sub("\ufffd", text)
         if not _may_hold_secret(text):
             return text
         out: list[str] = []
@@ -107,12 +135,22 @@ class Redactor:
                 continue
             pos = match.end()
         out.append(text[pos:])
-        return "".join(out)
+        scrubbed = "".join(out)
+        if len(scrubbed) > MAX_STRING_LENGTH + len(_TRUNCATED):  # masks are longer than short secrets
+            scrubbed = scrubbed[:MAX_STRING_LENGTH] + _TRUNCATED
+        return scrubbed
 
     def clean(self, value: Any, depth: int = 0) -> Any:
         """Return ``value`` JSON-safe, size-bounded and with secrets masked."""
-        if value is None or isinstance(value, (bool, int)):
+        if value is None or isinstance(value, bool):
             return value
+        if isinstance(value, int):
+            if value.bit_length() <= MAX_INT_BITS:
+                return value
+            try:
+                return self.scrub_text(str(value))
+            except ValueError:  # more digits than Python converts
+                return f"…[integer of {value.bit_length()} bits]"
         if isinstance(value, float):
             return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
         if isinstance(value, str):
@@ -125,8 +163,10 @@ class Redactor:
                 if index >= MAX_ITEMS:
                     cleaned["…"] = f"[{len(value) - MAX_ITEMS} more items]"
                     break
-                name = str(key)[:256]
-                cleaned[name] = self.mask if self.is_sensitive_key(name) else self.clean(item, depth + 1)
+                key_text = _as_text(key)
+                name = self.scrub_text(key_text[:MAX_KEY_LENGTH])[:MAX_KEY_LENGTH]
+                sensitive = self.is_sensitive_key(key_text)  # the whole key: a cut must not hide "password"
+                cleaned[name] = self.mask if sensitive else self.clean(item, depth + 1)
             return cleaned
         if isinstance(value, (list, tuple, set, frozenset)):
             items = list(value)
@@ -140,11 +180,7 @@ class Redactor:
             return str(value)
         if isinstance(value, bytes):
             return self.scrub_text(value.decode("utf-8", "replace"))
-        try:
-            text = str(value)
-        except Exception:  # a hostile __str__ must not break emit
-            text = f"<unprintable {type(value).__name__}>"
-        return self.scrub_text(text)
+        return self.scrub_text(_as_text(value))  # a hostile __str__ must not break emit
 
 
 @lru_cache(maxsize=8)

@@ -82,6 +82,20 @@ def test_nothing_to_delete_still_reports(audit_model, insert):
     assert audit_model.objects.filter(event_type="system.config.change").count() == 1
 
 
+def test_cleanup_keeps_the_integrity_chain_verifiable(settings, audit_model, insert):
+    from rail_django.security.integrity import seal_pending, verify_chain
+
+    settings.AUDIT_INTEGRITY_KEY = "cleanup-test-key-0123456789abcdef"
+    insert(7, age=timedelta(days=120))
+    insert(3, age=timedelta(days=1))
+    assert seal_pending() == 10
+    cleanup("--batch-size", "3")
+    seal_pending()  # the cleanup's own event
+    report = verify_chain()
+    assert report.ok, report.problem
+    assert report.anchor == 7 and report.checked == 4
+
+
 def test_rows_stay_append_only_outside_cleanup(audit_model, aged):
     with pytest.raises(AppendOnlyError):
         audit_model.objects.all().delete()

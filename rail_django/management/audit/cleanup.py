@@ -2,8 +2,10 @@
 
 Deletes events older than ``--days`` (default ``AUDIT_RETENTION_DAYS``) in
 batches of ``--batch-size`` primary keys, each batch its own short statement
-and transaction, so a large table is never locked for the whole run. The run
-is recorded as one ``system.config.change`` event.
+and transaction, so a large table is never locked for the whole run. With
+``AUDIT_INTEGRITY_KEY`` set, each batch's last sealed row becomes the hash
+chain's anchor before the batch goes, so the remaining rows still verify.
+The run is recorded as one ``system.config.change`` event.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rail_django.conf import get_config
 from rail_django.extensions.audit.models import allow_retention_delete
 from rail_django.management.audit.common import invoked_by, now, stored_events
 from rail_django.security import EventType, Severity, security
+from rail_django.security.integrity import record_anchor
 
 DEFAULT_BATCH_SIZE = 1000
 
@@ -49,8 +52,10 @@ def run_cleanup(
         ids = list(expired.order_by("timestamp", "pk").values_list(pk_name, flat=True)[:batch_size])
         if not ids:
             break
+        batch = stored_events().filter(pk__in=ids)
+        record_anchor(batch, alias=batch.db)  # with AUDIT_INTEGRITY_KEY: the rest of the chain still verifies
         with allow_retention_delete():
-            count, _ = stored_events().filter(pk__in=ids).delete()
+            count, _ = batch.delete()
         deleted += count
         batches += 1
         if on_batch:

@@ -30,6 +30,11 @@ class Sink(Protocol):
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+#: Line breaks the JSON encoder leaves raw (it escapes only U+0000-U+001F), as JSON escapes.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def event_json(event: SecurityEvent) -> str:
-    """One event as a single JSON line (newlines and control characters escaped)."""
-    return _ENCODER.encode(event.to_dict())
+    """One event as a single JSON line (newlines, U+2028/U+2029, NEL and control characters escaped)."""
+    text = _ENCODER.encode(event.to_dict())
+    return text if text.isascii() else text.translate(_LINE_BREAKS)

@@ -120,6 +120,10 @@ class DatabaseSink:
             model.objects.using(self.alias).bulk_create(rows, ignore_conflicts=True)
             return
         params = [insert.params(event, connection) for event in events]
+        if len(params) == 1:  # one statement is its own transaction (no BEGIN/COMMIT round trips)
+            with connection.cursor() as cursor:
+                cursor.execute(insert.sql, params[0])
+            return
         with transaction.atomic(using=self.alias, savepoint=False), connection.cursor() as cursor:
             cursor.executemany(insert.sql, params)
 
