@@ -7,10 +7,9 @@ from graphene_django.views import GraphQLView
 from benchmarks.project import views
 
 if settings.VARIANT == "auditlog":
+    from auditlog.registry import auditlog
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
-
-    from auditlog.registry import auditlog
 
     auditlog.register(Group)
     auditlog.register(get_user_model())

@@ -1,8 +1,10 @@
-"""``manage.py audit_management export|cleanup|summary``: operate on the stored audit events.
+"""``manage.py audit_management export|cleanup|summary|verify|replay``: operate on the stored audit events.
 
     python manage.py audit_management export --format json --days 30 --output audit.json
     python manage.py audit_management cleanup --days 180 --dry-run
     python manage.py audit_management summary --hours 24
+    python manage.py audit_management verify [--since 2026-11-01T00:00:00]
+    python manage.py audit_management replay
 
 The work is in :mod:`rail_django.management.audit`; see ``docs/commands.md``.
 """
@@ -12,10 +14,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from rail_django.management.audit.cleanup import DEFAULT_BATCH_SIZE, run_cleanup
 from rail_django.management.audit.export import DEFAULT_CHUNK_SIZE, FORMATS, run_export
+from rail_django.management.audit.integrity import run_replay, run_verify
 from rail_django.management.audit.summary import build_summary, render_text
 from rail_django.management.base import AuditCommand, OneLineErrorParser, positive_int
 
@@ -25,7 +28,7 @@ class Command(AuditCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="{export,cleanup,summary}", parser_class=OneLineErrorParser
+            dest="verb", required=True, metavar="{export,cleanup,summary,verify,replay}", parser_class=OneLineErrorParser
         )
 
         export = verbs.add_parser("export", help="Stream events as json, jsonl, csv or ocsf.")
@@ -54,6 +57,11 @@ class Command(AuditCommand):
         summary = verbs.add_parser("summary", help="Counts of recent events.")
         summary.add_argument("--hours", type=positive_int, default=24, help="Look back this many hours (default 24).")
         summary.add_argument("--format", choices=("text", "json"), default="text", help="Output format (default text).")
+
+        verify = verbs.add_parser("verify", help="Check the integrity chain (AUDIT_INTEGRITY_KEY); exit 1 on tampering.")
+        verify.add_argument("--since", help="Start at the first event at or after this ISO 8601 date/time.")
+
+        verbs.add_parser("replay", help="Store events that stopped processes left in the journal.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['verb']}")(options)
@@ -95,6 +103,23 @@ class Command(AuditCommand):
             self.stdout.write(json.dumps(summary, indent=2))
         else:
             self.stdout.write(render_text(summary))
+
+
+    def _verify(self, options: dict[str, Any]) -> None:
+        report = run_verify(options["since"])
+        if not report.ok:
+            problem = report.problem
+            where = f" at sequence {problem.sequence}" if problem.sequence is not None else ""
+            event = f" (event {problem.event_id})" if problem.event_id else ""
+            raise CommandError(f"Integrity check FAILED: {problem.kind}{where}{event}: {problem.detail}", returncode=1)
+        self.stdout.write(
+            f"Integrity chain OK: {report.checked} events verified from sequence {report.anchor + 1} "
+            f"to {report.head}; {report.unsealed} not sealed yet."
+        )
+
+    def _replay(self, options: dict[str, Any]) -> None:
+        count = run_replay()
+        self.stdout.write(f"Replayed {count} events from the journal of stopped processes.")
 
 
 class _Raw:
