@@ -33,7 +33,7 @@ from django.db import connections
 from rail_django.conf import SecurityConfig, get_config, on_config_change
 from rail_django.security.events import SecurityEvent
 from rail_django.security.integrity import integrity_key, seal_pending
-from rail_django.security.journal import Journal, Segment, replay_orphans
+from rail_django.security.journal import Journal, Segment, journal_directory, replay_orphans
 from rail_django.security.sinks import DatabaseSink, FileSink, Sink, WebhookSink
 
 logger = logging.getLogger("rail_django.audit")
@@ -180,7 +180,8 @@ class Dispatcher:
                     config = get_config()
                     self._sinks = build_sinks(config)
                     if config.store_in_database and config.journal_dir is not None:
-                        self._journal = Journal(config.journal_dir, config.journal_segment_bytes)
+                        directory = journal_directory(config.journal_dir, config.database_alias)
+                        self._journal = Journal(directory, config.journal_segment_bytes)
                 sinks = self._sinks
         return sinks
 

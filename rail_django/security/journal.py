@@ -25,6 +25,7 @@ request).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import itertools
 import json
 import logging
@@ -169,6 +170,19 @@ class Journal:
                     os.close(segment.fd)
                     segment.fd = None
             self._closed = []
+
+
+def journal_directory(base: Path, alias: str) -> Path:
+    """The journal folder for one database: ``base / <fingerprint of the database>``.
+
+    Segments are replayed only into the database they were written for, so a
+    recreated, swapped or test database never receives another one's events.
+    """
+    from django.db import connections
+
+    settings_dict = connections[alias].settings_dict
+    identity = "|".join(str(settings_dict.get(k) or "") for k in ("ENGINE", "HOST", "PORT", "NAME"))
+    return Path(base) / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def read_events(path: Path) -> Iterator[SecurityEvent]:

@@ -99,6 +99,7 @@ GRAPHQL_ENABLE_AUDIT_LOGGING = True
 AUDIT_STORE_IN_DATABASE = True
 AUDIT_STORE_IN_FILE = True
 AUDIT_LOG_FILE = DATA_DIR / "logs" / "audit.log"
+AUDIT_JOURNAL_DIR = DATA_DIR / "logs" / "audit-journal"
 AUDIT_RETENTION_DAYS = 90
 AUDIT_ALERT_THRESHOLDS = {
     "failed_logins_per_ip": 10,

@@ -11,6 +11,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from rail_django.security import EventType, security
+from rail_django.security.journal import journal_directory
 from rail_django.security.sinks.base import event_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,9 +53,9 @@ def test_verify_without_a_key_and_bad_since_are_one_line_errors(settings, keyed)
 
 
 def test_replay_stores_a_dead_process_journal_once(settings, audit_model, tmp_path):
-    journal = tmp_path / "journal"
-    settings.AUDIT_JOURNAL_DIR = journal
-    journal.mkdir()
+    settings.AUDIT_JOURNAL_DIR = tmp_path / "journal"
+    journal = journal_directory(tmp_path / "journal", "default")  # this database's folder
+    journal.mkdir(parents=True)
     events = [security.build(EventType.DATA_READ, context={"n": n}) for n in range(3)]
     (journal / "journal-999999-1.jsonl").write_text("".join(event_json(e) + "\n" for e in events))
     out = StringIO()
@@ -75,3 +76,14 @@ def test_verify_errors_are_one_line_with_a_non_zero_exit_on_the_command_line():
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "CommandError: AUDIT_INTEGRITY_KEY is not set: there is no integrity chain to verify"
+
+
+def test_replay_never_feeds_one_database_another_ones_journal(settings, audit_model, tmp_path):
+    settings.AUDIT_JOURNAL_DIR = tmp_path / "journal"
+    elsewhere = tmp_path / "journal" / "0123456789abcdef"  # the folder of some other database
+    elsewhere.mkdir(parents=True)
+    event = security.build(EventType.DATA_READ)
+    (elsewhere / "journal-999999-1.jsonl").write_text(event_json(event) + "\n")
+    call_command("audit_management", "replay", stdout=StringIO())
+    assert audit_model.objects.count() == 0
+    assert (elsewhere / "journal-999999-1.jsonl").exists()

@@ -6,12 +6,19 @@ import re
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-_FENCE = re.compile(r"^```(?P<lang>[\w-]*)\n(?P<code>.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+# A fence may be indented (a block inside a list item); its lines lose that indentation.
+_FENCE = re.compile(
+    r"^(?P<indent>[ ]*)```(?P<lang>[\w-]*)\n(?P<code>.*?)^(?P=indent)```\s*$", re.MULTILINE | re.DOTALL
+)
+
+
+def _dedent(code: str, indent: str) -> str:
+    return "".join(line.removeprefix(indent) for line in code.splitlines(keepends=True))
 
 
 def blocks(page: str) -> list[tuple[str, str]]:
     """``(language, code)`` of every fenced block in ``docs/<page>``, in order."""
-    return [(m["lang"], m["code"]) for m in _FENCE.finditer((DOCS / page).read_text())]
+    return [(m["lang"], _dedent(m["code"], m["indent"])) for m in _FENCE.finditer((DOCS / page).read_text())]
 
 
 def block(page: str, lang: str, containing: str) -> str:

@@ -63,7 +63,7 @@ def test_sigkill_loses_no_event_whose_request_got_a_response(journaled, audit_mo
     stored = {str(i) for i in audit_model.objects.filter(event_id__in=ids).values_list("event_id", flat=True)}
     assert stored == set(ids)
     assert audit_model.objects.filter(event_type="data.read").count() == len(ids)  # no duplicates
-    [ours] = journaled.glob("journal-*.jsonl")  # only this process's open segment is left
+    [ours] = journaled.glob("*/journal-*.jsonl")  # only this process's open segment is left
     assert ours.name.startswith(f"journal-{os.getpid()}-")
 
 
@@ -84,7 +84,7 @@ def test_events_refused_by_a_down_database_are_spooled_and_delivered_when_it_ret
     ids = {security.emit(EventType.DATA_READ, context={"n": n}).event_id for n in range(300)}
     assert security.flush(timeout=30)
     assert audit_model.objects.count() == 0
-    spooled = [json.loads(line)["event_id"] for p in journaled.glob("*.jsonl") for line in p.read_text().splitlines()]
+    spooled = [json.loads(line)["event_id"] for p in journaled.glob("*/*.jsonl") for line in p.read_text().splitlines()]
     assert set(spooled) >= {str(i) for i in ids}  # plus the system.error that reports the outage
 
     database_up = True
@@ -104,7 +104,7 @@ def test_the_journal_is_emptied_once_events_are_stored(journaled, audit_model):
         security.emit(EventType.DATA_READ, context={"n": n})
     assert security.flush(timeout=30)
     assert audit_model.objects.count() == 50
-    [segment] = journaled.glob("journal-*.jsonl")
+    [segment] = journaled.glob("*/journal-*.jsonl")
     assert segment.stat().st_size == 0
 
 

@@ -12,7 +12,7 @@ from rail_django.conf import get_config
 from rail_django.security.delivery import dispatcher
 from rail_django.security.events import EventType, Outcome, Severity
 from rail_django.security.integrity import VerifyReport, integrity_key, seal_pending, verify_chain
-from rail_django.security.journal import replay_orphans
+from rail_django.security.journal import journal_directory, replay_orphans
 from rail_django.security.sinks import DatabaseSink
 
 
@@ -62,4 +62,5 @@ def run_replay() -> int:
     if not config.store_in_database:
         raise CommandError("AUDIT_STORE_IN_DATABASE is False: there is nowhere to replay the journal to")
     dispatcher.flush()
-    return replay_orphans(config.journal_dir, DatabaseSink(config.database_alias).write, config.batch_size)
+    directory = journal_directory(config.journal_dir, config.database_alias)
+    return replay_orphans(directory, DatabaseSink(config.database_alias).write, config.batch_size)

@@ -4,6 +4,10 @@ An operation that does not parse, does not validate against the schema, or
 whose variables cannot be coerced never executes, so no execution middleware
 sees it. When ``RAIL_DJANGO_GRAPHQL["security_settings"]["record_validation_failures"]``
 is true this view records each one as ``query.validation.failed``.
+
+It also answers 400, where graphene-django's view answers 500, to a body it
+cannot read: an ``application/graphql`` body that is not UTF-8, or JSON
+nested deeper than Python's parser recurses.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from graphene_django.views import GraphQLView
+from django.http import HttpResponseBadRequest
+from graphene_django.views import GraphQLView, HttpError
 from graphql import GraphQLError, get_operation_ast, parse
 
 from rail_django.conf import get_graphql_config
@@ -55,6 +60,14 @@ class AuditGraphQLView(GraphQLView):
     Use it in place of ``graphene_django.views.GraphQLView``; everything else
     behaves the same.
     """
+
+    def parse_body(self, request: Any) -> Any:
+        try:
+            return super().parse_body(request)
+        except UnicodeDecodeError:
+            raise HttpError(HttpResponseBadRequest("The request body is not valid UTF-8.")) from None
+        except RecursionError:
+            raise HttpError(HttpResponseBadRequest("The request body is nested too deeply.")) from None
 
     def execute_graphql_request(
         self,
