@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgresql test-mysql lint bench clean chromium
+.PHONY: install demo test test-sqlite test-postgresql test-mysql lint bench clean chromium doc-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ test: $(STAMP) lint test-sqlite test-postgresql test-mysql
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rail_django tests sample_project benchmarks
 
-test-sqlite: $(STAMP) chromium
+test-sqlite: $(STAMP) chromium doc-tools
 	RAIL_DJANGO_TEST_DB=sqlite $(PY) -m pytest
 
 test-postgresql: $(STAMP)
@@ -44,6 +44,16 @@ chromium:
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "Installing Debian's chromium for the browser test"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
+# tests/docs/test_reference_docs.py runs delivery.md's logrotate block with logrotate and
+# graphql.md's JavaScript block with node; installed the same way as chromium.
+doc-tools:
+	@if [ ! -x /usr/sbin/logrotate ] || ! command -v node >/dev/null; then \
+		if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing logrotate and nodejs for the docs tests"; \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y logrotate nodejs; \
+		fi; \
 	fi
 
 # The benchmark suite (benchmarks/RESULTS.md): also installs the reference packages it compares with.

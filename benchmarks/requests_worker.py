@@ -1,15 +1,17 @@
 """One benchmark process: one variant of the project, its request scenarios timed through the WSGI handler.
 
     python benchmarks/requests_worker.py prepare --variant rail --db PATH
-    python benchmarks/requests_worker.py run --variant rail --template PATH --out RESULT.json [--scale 1.0]
+    python benchmarks/requests_worker.py serve --variant rail --template PATH [--scale 1.0]
 
 ``prepare`` migrates a fresh SQLite file and creates the benchmark user (the
-parent copies that file for every round); ``run`` copies the template, warms
-each scenario up, then times ``BATCHES`` batches of requests made by calling
+parent copies that file for every round). ``serve`` is one variant's process
+for one round: it copies the template, logs in through the real login page,
+then answers the parent's commands (see :class:`Server`), so the parent can
+interleave the variants batch by batch. Requests are made by calling
 ``django.core.handlers.wsgi.WSGIHandler`` with a prepared environ (no
 network, no test client). A batch ends with ``security.flush()`` for the
 rail-django variants, so the figure includes writing the rows the requests
-queued. The result is written as JSON to ``--out``.
+queued.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 USERNAME, PASSWORD = "bench", "bench-password-1"
-BATCHES = 5
 GRAPHQL_QUERY = "query Items { items(size: 1000) { id name sku price inStock } }"
 GRAPHQL_MUTATION = 'mutation Rename { renameGroup(id: 1, name: "renamed") { ok } }'
 #: The tables each package writes, counted before and after each scenario.
@@ -217,56 +218,87 @@ def count_rows(variant: str) -> int:
     return sum(apps.get_model(label).objects.count() for label in AUDIT_TABLES[variant])
 
 
-def run(variant: str, template: str, scale: float, names: list[str] | None) -> dict[str, Any]:
+class Server:
+    """One variant's process for one round: answers the parent's commands, one JSON line each.
+
+    Commands (one JSON object per line on stdin): ``{"op": "warm", "scenario": NAME}``
+    (warm up, check the response, count the audit rows), ``{"op": "batch", "scenario": NAME}``
+    (time one batch: wall and process CPU time per request, the rail-django
+    variants' batches ending with ``security.flush()``), ``{"op": "done", "scenario": NAME}``
+    (rows the scenario added) and ``{"op": "quit"}``.
+    """
+
+    def __init__(self, variant: str, db_path: str, scale: float) -> None:
+        setup_django(variant, db_path)
+        from django.core.handlers.wsgi import WSGIHandler
+
+        self.variant, self.scale = variant, scale
+        self.flush: Any = lambda: None
+        if variant in ("rail", "rail-sync"):
+            from rail_django.security import security
+
+            self.flush = security.flush
+        self.client = Client(WSGIHandler())
+        self.anonymous, self.token, self.logged_in = login_state(self.client)
+        self.flush()
+        self.prepared: dict[str, tuple[dict[str, Any], bytes, int, int]] = {}
+
+    def warm(self, name: str) -> dict[str, Any]:
+        scenario = next(s for s in SCENARIOS if s.name == name)
+        env, body = request_for(scenario, self.client, self.anonymous, self.token, self.logged_in)
+        per_batch = max(2, round(scenario.per_batch * self.scale))
+        status, _, content = self.client.call(env, body)
+        if status != scenario.status or (scenario.body_check and scenario.body_check.encode() not in content):
+            raise SystemExit(f"{self.variant} {name}: status {status}, body {content[:300]!r}")
+        for _ in range(max(1, per_batch // 4)):
+            self.client.call(env, body)
+        self.flush()
+        self.prepared[name] = (env, body, per_batch, count_rows(self.variant))
+        return {"per_batch": per_batch}
+
+    def batch(self, name: str) -> dict[str, Any]:
+        env, body, per_batch, _ = self.prepared[name]
+        call = self.client.call
+        cpu = time.process_time()
+        started = time.perf_counter()
+        for _ in range(per_batch):
+            call(env, body)
+        self.flush()
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        return {"wall_us": wall / per_batch * 1e6, "cpu_us": cpu / per_batch * 1e6, "requests": per_batch}
+
+    def done(self, name: str) -> dict[str, Any]:
+        self.flush()
+        return {"rows_added": count_rows(self.variant) - self.prepared[name][3]}
+
+    def serve(self, commands: Any, replies: Any) -> None:
+        for line in commands:
+            command = json.loads(line)
+            if command["op"] == "quit":
+                return
+            reply = getattr(self, command["op"])(command["scenario"])
+            replies.write(json.dumps(reply) + "\n")
+            replies.flush()
+
+
+def serve(variant: str, template: str, scale: float) -> None:
+    """Copy the template database, then answer commands until ``quit``."""
     work = Path(template).with_name(f"round-{variant}-{os.getpid()}.sqlite3")
     shutil.copyfile(template, work)
+    replies = sys.stdout
+    sys.stdout = sys.stderr  # only replies on the command channel
     try:
-        return _run(variant, str(work), scale, names)
+        server = Server(variant, str(work), scale)
+        replies.write(json.dumps({"ready": variant}) + "\n")
+        replies.flush()
+        server.serve(sys.stdin, replies)
     finally:
+        from django.db import connections
+
+        connections.close_all()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{work}{suffix}").unlink(missing_ok=True)
-
-
-def _run(variant: str, db_path: str, scale: float, names: list[str] | None) -> dict[str, Any]:
-    setup_django(variant, db_path)
-    from django.core.handlers.wsgi import WSGIHandler
-
-    flush = lambda: None  # noqa: E731
-    if variant in ("rail", "rail-sync"):
-        from rail_django.security import security
-
-        flush = security.flush
-    client = Client(WSGIHandler())
-    anonymous, token, logged_in = login_state(client)
-    flush()
-    results: dict[str, Any] = {}
-    for scenario in SCENARIOS:
-        if names and scenario.name not in names:
-            continue
-        if scenario.variants is not None and variant not in scenario.variants:
-            continue
-        env, body = request_for(scenario, client, anonymous, token, logged_in)
-        call = client.call
-        per_batch = max(2, round(scenario.per_batch * scale))
-        # Warm up (and check the response once).
-        status, _, content = call(env, body)
-        if status != scenario.status or (scenario.body_check and scenario.body_check.encode() not in content):
-            raise SystemExit(f"{variant} {scenario.name}: status {status}, body {content[:300]!r}")
-        for _ in range(max(1, per_batch // 4)):
-            call(env, body)
-        flush()
-        before = count_rows(variant)
-        timings = []
-        for _ in range(BATCHES):
-            started = time.perf_counter()
-            for _ in range(per_batch):
-                call(env, body)
-            flush()
-            timings.append((time.perf_counter() - started) / per_batch * 1e6)
-        requests = per_batch * BATCHES
-        rows = count_rows(variant) - before
-        results[scenario.name] = {"batch_us": timings, "requests": requests, "rows_added": rows}
-    return {"variant": variant, "pid": os.getpid(), "scenarios": results}
 
 
 def main() -> None:
@@ -275,19 +307,15 @@ def main() -> None:
     prep = sub.add_parser("prepare")
     prep.add_argument("--variant", required=True)
     prep.add_argument("--db", required=True)
-    go = sub.add_parser("run")
+    go = sub.add_parser("serve")
     go.add_argument("--variant", required=True)
     go.add_argument("--template", required=True)
-    go.add_argument("--out", required=True)
     go.add_argument("--scale", type=float, default=1.0)
-    go.add_argument("--scenarios", default="")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.variant, args.db)
-        return
-    names = [n for n in args.scenarios.split(",") if n] or None
-    result = run(args.variant, args.template, args.scale, names)
-    Path(args.out).write_text(json.dumps(result))
+    else:
+        serve(args.variant, args.template, args.scale)
 
 
 if __name__ == "__main__":

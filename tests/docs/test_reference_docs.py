@@ -31,9 +31,12 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import graphene
@@ -427,10 +430,11 @@ def test_on_commit_block_records_only_committed_work(audit_model):
     assert (row.event_type, row.additional_data["resource"]["id"]) == ("data.delete", str(kept_id))
 
     undone = Group.objects.create(name="order 13")
+    undone_id = undone.pk
     with pytest.raises(RuntimeError), transaction.atomic():
-        exec(code, {"order": undone, "order_id": undone.pk})
+        exec(code, {"order": undone, "order_id": undone_id})
         raise RuntimeError("the surrounding work failed")
-    assert Group.objects.filter(pk=undone.pk).exists()
+    assert Group.objects.filter(pk=undone_id).exists()
     assert audit_model.objects.count() == 1
 
 
@@ -678,6 +682,33 @@ def graphql_setup() -> dict[str, Any]:
     return values
 
 
+@contextmanager
+def graphene_project(urlconf: str = "myproject.urls", graphene: dict | None = None, **more: Any) -> Iterator[None]:
+    """Serve ``urlconf`` with the ``GRAPHENE`` setting of graphql.md's setup block (or ``graphene``).
+
+    graphene-django's view module keeps the settings object it imported, so a
+    changed ``GRAPHENE`` setting is handed to it here, as a project's
+    settings module would at start-up.
+    """
+    with override_settings(GRAPHENE=graphene or graphql_setup()["GRAPHENE"], ROOT_URLCONF=urlconf, **more):
+        import graphene_django.settings
+        import graphene_django.views
+
+        with patch.object(graphene_django.views, "graphene_settings", graphene_django.settings.graphene_settings):
+            yield
+
+
+def logged_in(client: Client, user: Any) -> Client:
+    with override_settings(GRAPHQL_ENABLE_AUDIT_LOGGING=False):  # no login event in the rows under test
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def superuser_client(django_user_model):
+    return logged_in(Client(), django_user_model.objects.create_superuser("root", "root@example.com", "root-pw-123"))
+
+
 def post_graphql(client: Client, query: str, variables: dict | None = None, path: str = "/graphql/", **extra):
     body = json.dumps({"query": query, "variables": variables or {}})
     return client.post(path, body, content_type="application/json", **extra)
@@ -694,13 +725,17 @@ def test_setup_blocks_serve_the_frontend_mutation_behind_csrf(myproject, audit_m
     mutation = block("graphql.md", "graphql", "mutation LogFrontendAudit")
     variables = json.loads(block("graphql.md", "json", '"appName": "admin"'))
 
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    with override_settings(GRAPHENE=values["GRAPHENE"], ROOT_URLCONF="myproject.urls"):
+    client = logged_in(Client(enforce_csrf_checks=True), user)
+    with graphene_project():
         assert client.get("/graphql/", HTTP_ACCEPT="text/html").status_code == 200  # GraphiQL; sets csrftoken
+        fields = post_graphql(client, "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+                              HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value).json()["data"]["__schema"]
         assert post_graphql(client, mutation, variables).status_code == 403  # no X-CSRFToken header
         answer = post_graphql(client, mutation, variables, HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
     assert answer.json() == {"data": {"logFrontendAudit": {"ok": True, "error": None}}}
+    # The schema served is the block's: AuditQuery's and AuditMutation's fields, nothing else.
+    assert [f["name"] for f in fields["queryType"]["fields"]] == ["auditEvents", "auditEvent"]
+    assert [f["name"] for f in fields["mutationType"]["fields"]] == ["logFrontendAudit"]
     row = audit_model.objects.get()  # one event: the middleware adds none for logFrontendAudit
     assert (row.event_type, row.severity, row.username) == ("ui.action", "warning", "alice")
     context = row.additional_data["context"]
@@ -710,13 +745,13 @@ def test_setup_blocks_serve_the_frontend_mutation_behind_csrf(myproject, audit_m
 
 
 @pytest.mark.django_db(transaction=True)
-def test_audited_query_fields_block(myproject, audit_model, admin_client):
+def test_audited_query_fields_block(myproject, audit_model, superuser_client):
     values = settings_block(block("graphql.md", "python", "audited_query_fields"))
     assert_real_settings(values)
     assert_check_passes(values)
-    with override_settings(GRAPHENE=graphql_setup()["GRAPHENE"], ROOT_URLCONF="myproject.urls", **values):
-        listed = post_graphql(admin_client, "query ExportOrders { auditEvents(first: 1) { totalCount } }")
-        unlisted = post_graphql(admin_client, "query Latest { auditEvents(first: 1) { totalCount } }")
+    with graphene_project(**values):
+        listed = post_graphql(superuser_client, "query ExportOrders { auditEvents(first: 1) { totalCount } }")
+        unlisted = post_graphql(superuser_client, "query Latest { auditEvents(first: 1) { totalCount } }")
     assert "errors" not in listed.json() and "errors" not in unlisted.json()
     row = audit_model.objects.get()
     assert (row.event_type, row.additional_data["resource"]["name"]) == ("data.read", "ExportOrders")
@@ -731,7 +766,7 @@ class _Done(graphene.Mutation):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_mutation_event_types_block(myproject, audit_model, admin_client):
+def test_mutation_event_types_block(myproject, audit_model, superuser_client):
     values = settings_block(block("graphql.md", "python", "mutation_event_types"))
     assert_real_settings(values)
     assert_check_passes(values)
@@ -744,9 +779,9 @@ def test_mutation_event_types_block(myproject, audit_model, admin_client):
 
     schema = graphene.Schema(query=Query, mutation=OrdersMutation)
     graphene_settings = {**graphql_setup()["GRAPHENE"], "SCHEMA": schema}
-    with override_settings(GRAPHENE=graphene_settings, ROOT_URLCONF="myproject.urls", **values):
+    with graphene_project(graphene=graphene_settings, **values):
         for field in ("approveOrder", "grantRole", "exportCustomers"):
-            assert post_graphql(admin_client, f"mutation {{ {field} {{ ok }} }}").json() == {"data": {field: {"ok": True}}}
+            assert post_graphql(superuser_client, f"mutation {{ {field} {{ ok }} }}").json() == {"data": {field: {"ok": True}}}
     rows = audit_model.objects.order_by("id")
     assert [(r.event_type, r.additional_data["context"]["root_fields"]) for r in rows] == [
         ("data.update", ["approveOrder"]), ("authz.role.assigned", ["grantRole"]), ("data.export", ["exportCustomers"])
@@ -754,15 +789,15 @@ def test_mutation_event_types_block(myproject, audit_model, admin_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_audit_view_block_records_rejected_operations(myproject, audit_model, admin_client):
+def test_audit_view_block_records_rejected_operations(myproject, audit_model, superuser_client):
     values = settings_block(myproject["audited_settings"])
     assert_real_settings(values)
     assert_check_passes(values)
-    with override_settings(GRAPHENE=graphql_setup()["GRAPHENE"], ROOT_URLCONF="myproject.audited_urls", **values):
-        answer = post_graphql(admin_client, "query Broken { noSuchField }")
+    with graphene_project("myproject.audited_urls", **values):
+        answer = post_graphql(superuser_client, "query Broken { noSuchField }")
     assert answer.status_code == 400
     row = audit_model.objects.get()
-    assert (row.event_type, row.success, row.username) == ("query.validation.failed", False, "admin")
+    assert (row.event_type, row.success, row.username) == ("query.validation.failed", False, "root")
     assert row.additional_data["context"]["operation_name"] == "Broken"
     assert "noSuchField" in row.error_message
 
@@ -795,9 +830,8 @@ def test_javascript_block_records_from_a_page(myproject, live_server, audit_mode
         + f"const LOG_FRONTEND_AUDIT = {json.dumps(query)};\nconst {{input}} = {variables};\n"
         + block("graphql.md", "javascript", "X-CSRFToken")
     )
-    client = Client()
-    client.force_login(user)
-    with override_settings(GRAPHENE=graphql_setup()["GRAPHENE"], ROOT_URLCONF="myproject.urls"):
+    client = logged_in(Client(), user)
+    with graphene_project():
         csrf = requests.get(f"{live_server.url}/graphql/", headers={"Accept": "text/html"}, timeout=30).cookies["csrftoken"]
         run = subprocess.run(
             [node, str(script), live_server.url, csrf, client.cookies["sessionid"].value],
@@ -812,16 +846,16 @@ def test_javascript_block_records_from_a_page(myproject, live_server, audit_mode
 
 
 @pytest.mark.django_db(transaction=True)
-def test_recent_failures_query_block(myproject, audit_model, admin_client, client, user):
+def test_recent_failures_query_block(myproject, audit_model, superuser_client, client, user):
     from rail_django.security import Outcome
 
     security.emit(EventType.AUTH_LOGIN_FAILURE, outcome=Outcome.FAILURE, action="first failure")
     security.emit(EventType.AUTH_LOGIN_SUCCESS)
     security.emit(EventType.DATA_UPDATE, outcome=Outcome.FAILURE, error="boom", action="second failure")
     query = block("graphql.md", "graphql", "query RecentFailures")
-    client.force_login(user)
-    with override_settings(GRAPHENE=graphql_setup()["GRAPHENE"], ROOT_URLCONF="myproject.urls"):
-        answer = post_graphql(admin_client, query, {"after": None}).json()
+    logged_in(client, user)
+    with graphene_project():
+        answer = post_graphql(superuser_client, query, {"after": None}).json()
         refused = post_graphql(client, query, {"after": None}).json()
     assert "errors" not in answer, answer
     page = answer["data"]["auditEvents"]

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -214,6 +214,10 @@ def sync_file(settings, audit_log_file):
 
 @examples
 @given(generated=contexts())
+# Found by this test (now fixed): a sensitive word past the 256-character key cut; a key whose __str__ raises;
+# an int past Python's int-to-str limit; NUL in a key (PostgreSQL jsonb) and a lone surrogate (not UTF-8).
+@example(generated=({"x" * 300 + "password": "SECRETVALUE-long-key"}, ["SECRETVALUE-long-key"]))
+@example(generated=({Unprintable(): 1, "n": 10**5000, "a\x00b": "\ud800"}, []))
 def test_emit_context_is_stored_bounded_json_safe_and_redacted(generated, sync_file, audit_model):
     context, secrets = generated
     tail = FileTail(sync_file)
@@ -237,6 +241,8 @@ forging_text = st.lists(
 
 @examples
 @given(text=forging_text, username=forging_text)
+@example(text="\n", username="\u2028")  # U+2028 was written raw: a second line for splitlines() readers
+@example(text="\x00\ud800", username="\x85")  # NUL in resource_id: PostgreSQL refused the row
 def test_line_breaks_and_control_characters_never_forge_a_second_file_line(text, username, sync_file, audit_model):
     tail = FileTail(sync_file)
     event = security.emit(
@@ -273,6 +279,7 @@ def embedded_secret(draw) -> tuple[str, str]:
 
 @examples
 @given(embedded=embedded_secret(), where=st.sampled_from(["context", "action", "error", "nested", "list"]))
+@example(embedded=("w" * 57 + "password=Zq9longkeysecret", "Zq9longkeysecret"), where="context")  # key > 64 chars
 def test_secret_patterns_in_text_never_reach_the_row_or_the_file(embedded, where, sync_file, audit_model):
     text, secret = embedded
     tail = FileTail(sync_file)
@@ -340,6 +347,7 @@ def assert_row_fields_bounded(row) -> None:
 
 @examples
 @given(user_agent=header_text, forwarded=forwarded_for, correlation_id=correlation_ids)
+@example(user_agent="token=a " * 70, forwarded="", correlation_id="0\n")  # was a 500 (BadHeaderError)
 def test_hostile_headers_never_fail_the_request_and_are_stored_bounded(
     user_agent, forwarded, correlation_id, client, behind_proxy, audit_model
 ):
@@ -428,6 +436,8 @@ def logged_in_graphql(client, user, settings):
         },
     )
 )
+@example(payload={"appName": "admin", "modelName": "Order", "operation": "approve", "component": "Dialog",
+                  "description": "\ud800", "metadata": {"k\x00": "\udfff"}})  # a JSON escape makes a lone surrogate
 def test_frontend_audit_input_never_gives_a_500(payload, logged_in_graphql, audit_model):
     tag = uuid.uuid4().hex
     response = logged_in_graphql.post(
