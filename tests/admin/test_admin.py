@@ -294,3 +294,11 @@ def test_filters_can_use_their_indexes_on_postgresql(su_client, sample, index, q
         finally:
             cursor.execute("SET enable_seqscan = on")
     assert index in plan
+
+
+def test_event_page_describes_the_browser_parsed_from_the_user_agent(client, su_client, user, audit_model):
+    firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
+    client.post("/login/", {"username": "alice", "password": "nope-nope-123"}, HTTP_USER_AGENT=firefox)
+    event = audit_model.objects.get(event_type="auth.login.failure")
+    text = su_client.get(_change(event.pk)).content.decode()
+    assert "Firefox 121.0 · Windows 10 · Other (desktop or other)" in text

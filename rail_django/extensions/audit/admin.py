@@ -33,6 +33,7 @@ from django.utils.text import Truncator
 from rail_django.extensions.audit import filters
 from rail_django.extensions.audit.dashboard import LOGIN_FAILURE
 from rail_django.extensions.audit.paginator import EstimatedCountPaginator
+from rail_django.security.context import describe_user_agent
 
 MAX_SEARCH_TERM = 255
 
@@ -77,14 +78,14 @@ class AuditEventAdmin(admin.ModelAdmin):
     fieldsets = (
         ("Event", {"fields": ("event_id", "event_type", "severity", "outcome_column", "timestamp", "action", "error_message")}),
         ("Actor", {"fields": ("user_id", "username", "attempted_username", "session_id")}),
-        ("Request", {"fields": ("client_ip", "remote_addr", "request_method", "request_path", "user_agent", "correlation_id")}),
+        ("Request", {"fields": ("client_ip", "remote_addr", "request_method", "request_path", "user_agent", "client_software", "correlation_id")}),
         ("Related events", {"fields": ("related_events",)}),
         ("Additional data", {"fields": ("additional_data_pretty",)}),
     )
     readonly_fields = (
         "event_id", "event_type", "severity", "outcome_column", "timestamp", "action", "error_message",
         "user_id", "username", "attempted_username", "session_id", "client_ip", "remote_addr",
-        "request_method", "request_path", "user_agent", "correlation_id", "related_events",
+        "request_method", "request_path", "user_agent", "client_software", "correlation_id", "related_events",
         "additional_data_pretty",
     )
 
@@ -163,6 +164,15 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="remote address")
     def remote_addr(self, obj: Any) -> str:
         return self._data(obj).get("remote_addr") or "-"
+
+    @admin.display(description="browser, OS, device")
+    def client_software(self, obj: Any) -> str:
+        # Parsed here, on the one page that shows it, never on the request path.
+        if not obj.user_agent:
+            return "-"
+        client = describe_user_agent(obj.user_agent)
+        kind = "bot" if client["is_bot"] else "mobile" if client["is_mobile"] else "desktop or other"
+        return f"{client['browser']} · {client['os']} · {client['device']} ({kind})"
 
     @admin.display(description="attempted username")
     def attempted_username(self, obj: Any) -> str:
