@@ -6,15 +6,18 @@
 
 Request scenarios: every variant (``bare``, ``rail``, ``rail-sync`` and, when
 importable, ``easy-audit``, ``axes``, ``auditlog``) runs in its own fresh
-process per round; rounds interleave the variants (A B C A B C ..., the start
-rotating each round) so machine drift hits all of them alike. A variant's
-figure is the median over rounds of its per-round median batch time per
-request; its ratio is the median over rounds of (variant / bare) taken
-*within* each round. Throughput tasks run one process each (see
-``benchmarks/throughput.py``). Counts come from flags, or from the
-environment (``BENCH_ROUNDS``, ``BENCH_SCALE``, ``BENCH_EMIT_COUNT``,
-``BENCH_EXPORT_ROWS``, ``BENCH_SUMMARY_ROWS``, ``BENCH_CLEANUP_ROWS``,
-``BENCH_DATABASES``).
+process in every round. Within a round the parent interleaves the variants
+batch by batch (A B C, B C A, ...), so two batches compared were measured
+moments apart and machine drift hits every variant alike. A batch's figure is
+wall time per request (and process CPU time, which leaves out time the
+process waited for a CPU that other programs held). A variant's ratio in a
+round is the median over the batches of (its batch / the bare batch next to
+it); the report gives the median of those ratios over rounds, with their
+min-max, and each variant's median time per request. Throughput tasks run one
+process each (see ``benchmarks/throughput.py``). Counts come from flags, or
+from the environment (``BENCH_ROUNDS``, ``BENCH_BATCHES``, ``BENCH_SCALE``,
+``BENCH_EMIT_COUNT``, ``BENCH_EXPORT_ROWS``, ``BENCH_SUMMARY_ROWS``,
+``BENCH_CLEANUP_ROWS``, ``BENCH_DATABASES``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=env_default("BENCH_ROUNDS", None, int))
     parser.add_argument("--scale", type=float, default=env_default("BENCH_SCALE", None, float),
                         help="multiplies the requests per batch of every scenario (default 1)")
+    parser.add_argument("--batches", type=int, default=env_default("BENCH_BATCHES", None, int),
+                        help="batches per scenario and variant in each round (default 10)")
     parser.add_argument("--variants", default=None, help="comma-separated (default: core + installed references)")
     parser.add_argument("--scenarios", default="", help="comma-separated request scenarios (default all)")
     parser.add_argument("--databases", default=env_default("BENCH_DATABASES", None),
@@ -83,13 +88,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="refill the kept large-table databases")
     parser.add_argument("--work-dir", default=env_default("BENCH_WORK_DIR", None))
-    parser.add_argument("--json", default=None, help="write the results as JSON here")
-    parser.add_argument("--markdown", default=None, help="write the Markdown report here")
+    parser.add_argument("--json", default=None,
+                        help="write the results as JSON here (default benchmarks/output/latest.json)")
+    parser.add_argument("--markdown", default=None,
+                        help="write the Markdown report here (default benchmarks/output/latest.md)")
     args = parser.parse_args(argv)
     smoke = args.smoke
     defaults = {
-        "rounds": 1 if smoke else 7,
+        "rounds": 1 if smoke else 5,
         "scale": 0.02 if smoke else 1.0,
+        "batches": 2 if smoke else 10,
         "databases": "sqlite" if smoke else None,
         "emit_count": 200 if smoke else 50_000,
         "export_rows": 500 if smoke else 1_000_000,
@@ -100,8 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
+    if args.rounds < 1 or args.batches < 1:
+        parser.error("--rounds and --batches must be at least 1")
     return args
 
 
@@ -133,55 +141,107 @@ def load() -> list[float]:
 # -- request scenarios ------------------------------------------------------------
 
 
+class Worker:
+    """One variant's ``requests_worker.py serve`` process for one round."""
+
+    def __init__(self, variant: str, template: Path, scale: float, env: dict[str, str], log: Path) -> None:
+        self.variant, self.log_path = variant, log
+        self.log = open(log, "w")  # noqa: SIM115 (closed in quit)
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "requests_worker.py"), "serve", "--variant", variant,
+             "--template", str(template), "--scale", str(scale)],
+            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+        )
+        self.read()  # {"ready": variant}
+
+    def read(self) -> dict[str, Any]:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            raise SystemExit(f"benchmark process {self.variant} failed:\n{self.log_path.read_text()[-3000:]}")
+        return json.loads(line)
+
+    def ask(self, op: str, scenario: str) -> dict[str, Any]:
+        self.process.stdin.write(json.dumps({"op": op, "scenario": scenario}) + "\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def quit(self) -> None:
+        try:
+            self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self.process.stdin.close()
+        except OSError:
+            pass
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
 def run_requests(opts: argparse.Namespace, variants: list[str], work: Path, env: dict[str, str]) -> dict[str, Any]:
     worker = str(HERE / "requests_worker.py")
     templates = {}
     for variant in variants:
         templates[variant] = work / f"template-{variant}.sqlite3"
         run_child([worker, "prepare", "--variant", variant, "--db", str(templates[variant])], env)
+    names = [n for n in opts.scenarios.split(",") if n]
+    scenarios = [s for s in SCENARIOS if not names or s.name in names]
     rounds: list[dict[str, Any]] = []
     for number in range(opts.rounds):
-        order = variants[number % len(variants):] + variants[:number % len(variants)]
-        per_variant = {}
-        for variant in order:
-            out = work / f"result-{number}-{variant}.json"
-            run_child([worker, "run", "--variant", variant, "--template", str(templates[variant]), "--out", str(out),
-                       "--scale", str(opts.scale), "--scenarios", opts.scenarios], env)
-            per_variant[variant] = json.loads(out.read_text())["scenarios"]
-        rounds.append(per_variant)
+        workers = {v: Worker(v, templates[v], opts.scale, env, work / f"worker-{v}.log") for v in variants}
+        result: dict[str, Any] = {v: {} for v in variants}
+        try:
+            for scenario in scenarios:
+                taking = [v for v in variants if scenario.variants is None or v in scenario.variants]
+                for variant in taking:
+                    workers[variant].ask("warm", scenario.name)
+                batches: dict[str, list] = {v: [] for v in taking}
+                for index in range(opts.batches):
+                    # Variant after variant, batch after batch; the start rotates so none is always first.
+                    shift = (number * opts.batches + index) % len(taking)
+                    for variant in taking[shift:] + taking[:shift]:
+                        batches[variant].append(workers[variant].ask("batch", scenario.name))
+                for variant in taking:
+                    rows = workers[variant].ask("done", scenario.name)["rows_added"]
+                    result[variant][scenario.name] = {
+                        "batches": batches[variant], "rows_added": rows,
+                        "requests": sum(b["requests"] for b in batches[variant]),
+                    }
+        finally:
+            for w in workers.values():
+                w.quit()
+        rounds.append(result)
         print(f"  round {number + 1}/{opts.rounds} done (load {load()[0]})", file=sys.stderr)
-    return summarise_rounds(rounds, variants)
+    return summarise_rounds(rounds, variants, scenarios)
 
 
-def summarise_rounds(rounds: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]:
+def _paired_ratio(mine: list[dict], bare: list[dict], key: str) -> float:
+    """Median over the round's batches of (this variant / bare), each pair measured back to back."""
+    return statistics.median(m[key] / b[key] for m, b in zip(mine, bare, strict=True))
+
+
+def summarise_rounds(rounds: list[dict[str, Any]], variants: list[str], scenarios: list[Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         rows = {}
         for variant in variants:
-            per_round = [r[variant][scenario.name] for r in rounds if scenario.name in r.get(variant, {})]
+            per_round = [r[variant][scenario.name] for r in rounds if scenario.name in r[variant]]
             if not per_round:
                 continue
-            figures = [statistics.median(x["batch_us"]) for x in per_round]
+            figures = [statistics.median(b["wall_us"] for b in x["batches"]) for x in per_round]
+            cpu = [statistics.median(b["cpu_us"] for b in x["batches"]) for x in per_round]
             entry = {
-                "median_us": statistics.median(figures),
-                "min_us": min(figures),
-                "max_us": max(figures),
-                "rounds_us": figures,
+                "median_us": statistics.median(figures), "min_us": min(figures), "max_us": max(figures),
+                "cpu_median_us": statistics.median(cpu), "rounds_us": figures,
                 "requests": sum(x["requests"] for x in per_round),
                 "rows_added": sum(x["rows_added"] for x in per_round),
             }
-            ratios = [
-                statistics.median(r[variant][scenario.name]["batch_us"])
-                / statistics.median(r["bare"][scenario.name]["batch_us"])
-                for r in rounds
-                if scenario.name in r.get(variant, {}) and scenario.name in r.get("bare", {})
-            ]
-            if ratios:
+            if variant != "bare":
+                pairs = [(r[variant][scenario.name]["batches"], r["bare"][scenario.name]["batches"]) for r in rounds]
+                ratios = [_paired_ratio(mine, bare, "wall_us") for mine, bare in pairs]
+                cpu_ratios = [_paired_ratio(mine, bare, "cpu_us") for mine, bare in pairs]
                 entry.update(ratio=statistics.median(ratios), ratio_min=min(ratios), ratio_max=max(ratios),
-                             rounds_ratio=ratios)
+                             rounds_ratio=ratios, cpu_ratio=statistics.median(cpu_ratios))
             rows[variant] = entry
-        if rows:
-            summary[scenario.name] = {"title": scenario.title, "variants": rows}
+        summary[scenario.name] = {"title": scenario.title, "variants": rows}
     return summary
 
 
@@ -232,7 +292,8 @@ def targets(requests: dict[str, Any], throughput: list[dict]) -> list[dict[str, 
         entry = requests.get(scenario, {}).get("variants", {}).get(variant)
         figure = entry.get("ratio") if entry else None
         label = f"{scenario} ({variant}) ratio to bare"
-        rows.append({"target": label, "goal": f"<= {limit:.2f}x", "figure": None if figure is None else f"{figure:.3f}x",
+        shown = None if figure is None else f"{figure:.3f}x (CPU time {entry['cpu_ratio']:.3f}x)"
+        rows.append({"target": label, "goal": f"<= {limit:.2f}x", "figure": shown,
                      "met": None if figure is None else figure <= limit})
 
     def find(task: str, **match: Any) -> dict | None:
@@ -265,7 +326,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- date: {meta['started']} (git {meta['git']})",
         f"- machine: {meta['cpus']} CPUs, {meta['platform']}, Python {meta['python']}, Django {meta['django']}",
         f"- load average (1/5/15 min) at start {meta['load_start']}, at end {meta['load_end']}",
-        f"- rounds: {meta['rounds']}, scale: {meta['scale']}, variants: {', '.join(meta['variants'])}",
+        f"- rounds: {meta['rounds']}, batches per round: {meta['batches']}, scale: {meta['scale']}, "
+        f"variants: {', '.join(meta['variants'])}",
         "",
     ]
     lines += ["## Targets", "", "| target | goal | this run | met |", "|---|---|---|---|"]
@@ -276,8 +338,9 @@ def markdown(report: dict[str, Any]) -> str:
     if requests:
         variants = meta["variants"]
         lines += ["", "## Request overhead (per request; ratio to bare measured within each round)", "",
-                  "Each cell: median time per request over rounds (min–max), and the median ratio to bare "
-                  "(min–max over rounds). Rows: audit rows the variant stored over all timed requests.", "",
+                  "Each cell: median wall time per request over rounds (min–max); the median ratio to bare "
+                  "(min–max over rounds), each round's ratio being the median of back-to-back batch pairs; "
+                  "the same ratio in process CPU time; rows: audit rows the variant stored / timed requests.", "",
                   "| scenario | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
         for name, data in requests.items():
             cells = []
@@ -288,7 +351,8 @@ def markdown(report: dict[str, Any]) -> str:
                     continue
                 cell = f"{fmt_us(e['median_us'])} ({fmt_us(e['min_us'])}–{fmt_us(e['max_us'])})"
                 if variant != "bare" and "ratio" in e:
-                    cell += f"<br>**{e['ratio']:.3f}×** ({e['ratio_min']:.2f}–{e['ratio_max']:.2f})"
+                    cell += (f"<br>**{e['ratio']:.3f}×** ({e['ratio_min']:.2f}–{e['ratio_max']:.2f})"
+                             f"<br>CPU {e['cpu_ratio']:.3f}×")
                 if variant != "bare":
                     cell += f"<br>rows {e['rows_added']:,}/{e['requests']:,}"
                 cells.append(cell)
@@ -343,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git": git_revision(), "cpus": os.cpu_count(), "platform": platform.platform(),
         "python": platform.python_version(), "django": django.get_version(), "load_start": load(),
-        "rounds": opts.rounds, "scale": opts.scale, "variants": variants, "databases": databases,
+        "rounds": opts.rounds, "batches": opts.batches, "scale": opts.scale, "variants": variants, "databases": databases,
     }
     with tempfile.TemporaryDirectory(dir=work_root) as scratch:
         work = Path(scratch)
@@ -354,10 +418,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["targets"] = targets(requests, throughput)
     text = markdown(report)
     print(text)
-    if opts.json:
-        Path(opts.json).write_text(json.dumps(report, indent=2))
-    if opts.markdown:
-        Path(opts.markdown).write_text(text)
+    output = HERE / "output"  # ignored by git
+    for path, content in ((opts.json or output / "latest.json", json.dumps(report, indent=2)),
+                          (opts.markdown or output / "latest.md", text)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(content)
     return report
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import graphene
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 
 
 class Item(graphene.ObjectType):
@@ -35,7 +36,7 @@ class Query(graphene.ObjectType):
 
 
 class RenameGroup(graphene.Mutation):
-    """Updates one row: ``UPDATE auth_group SET name = ... WHERE id = ...``."""
+    """Updates one row (``SELECT`` then ``UPDATE auth_group``) for a logged-in user."""
 
     class Arguments:
         id = graphene.ID(required=True)
@@ -45,6 +46,9 @@ class RenameGroup(graphene.Mutation):
 
     @staticmethod
     def mutate(root, info, id, name):
+        # A mutation checks who calls it (so every variant loads the session and the user).
+        if not info.context.user.is_authenticated:
+            raise PermissionDenied("log in first")
         group = Group.objects.get(pk=id)
         group.name = name
         group.save(update_fields=["name"])

@@ -112,9 +112,14 @@ class Journal:
         if self._current is not None:
             self._close(self._current)
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"journal-{os.getpid()}-{next(_segment_numbers)}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        name = f"journal-{os.getpid()}-{next(_segment_numbers)}.jsonl"
+        # Created under a name replay does not look at, locked, then renamed: a writer starting in
+        # another process must never find (and replay and unlink) a segment its owner has not locked yet.
+        creating = self.directory / f".{name}.creating"
+        fd = os.open(creating, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours while we live
+        path = self.directory / name
+        os.rename(creating, path)
         self._current = Segment(path, fd)
         return self._current
 

@@ -385,3 +385,46 @@ def test_eight_processes_emitting_ten_thousand_events_each_store_exactly_eighty_
         "concurrency: 8 processes x 10,000 emits (PostgreSQL)", emitted=len(emitted), stored=len(stored),
         failed_requests=0, note="no duplicate event_id; background writer + journal in each process",
     )
+
+
+# --- a writer starting at the instant another process opens a journal segment ------------------------------
+
+
+def test_a_replay_racing_a_new_journal_segment_cannot_take_it(tmp_path, monkeypatch, fault_report):
+    """A starting writer replays segments nobody holds; a segment just created must already be held.
+
+    The race is forced: the replay of "another process" runs between the creation of the new segment and
+    the moment its owner locks it. The owner's events must land in a file the replay can find later.
+    """
+    from rail_django.security import EventType
+    from rail_django.security import journal as journal_module
+
+    directory = tmp_path / "journal"
+    replayed: list = []
+    real_flock = journal_module.fcntl.flock
+    raced = []
+
+    def flock_after_a_replay(fd, operation):
+        if not raced and operation == journal_module.fcntl.LOCK_EX | journal_module.fcntl.LOCK_NB:
+            raced.append(True)
+            journal_module.replay_orphans(directory, replayed.extend)  # another process's writer starting now
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(journal_module.fcntl, "flock", flock_after_a_replay)
+    journal = journal_module.Journal(directory)
+    events = [security.build(EventType.DATA_READ, context={"n": n}) for n in range(3)]
+    try:
+        segments = {journal.append(event).path for event in events}
+    finally:
+        monkeypatch.setattr(journal_module.fcntl, "flock", real_flock)
+    assert raced, "the race was not forced: the test proved nothing"
+    [path] = segments
+    assert path.exists(), "the segment was unlinked by the replay: a SIGKILL now would lose its events"
+    assert [e.event_id for e in journal_module.read_events(path)] == [e.event_id for e in events]
+    journal.close()
+    # Once its owner is gone, the next replay finds every event.
+    assert journal_module.replay_orphans(directory, replayed.extend) == 3
+    fault_report(
+        "journal segment created while another writer replays orphans", emitted=3, stored=len(replayed),
+        failed_requests=0, note="segment is created locked (under a temporary name, then renamed)",
+    )

@@ -79,7 +79,7 @@ def clean_metadata(value: Any, limit: int) -> dict[str, Any]:
     if value is None:
         return {}
     if isinstance(value, str):
-        if len(value.encode()) > limit:
+        if len(value.encode("utf-8", "surrogatepass")) > limit:
             raise InvalidInput(f"metadata is larger than {limit} bytes.")
         try:
             value = json.loads(value)
@@ -87,7 +87,9 @@ def clean_metadata(value: Any, limit: int) -> dict[str, Any]:
             raise InvalidInput("metadata must be a JSON object; the string given is not valid JSON.") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"metadata must be a JSON object, not {type(value).__name__}.")
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+    # surrogatepass: a lone surrogate (a JSON "\ud800" escape) is sized here; redaction stores it as U+FFFD.
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    size = len(text.encode("utf-8", "surrogatepass"))
     if size > limit:
         raise InvalidInput(f"metadata is {size} bytes of JSON; at most {limit} are accepted.")
     return value
