@@ -130,14 +130,21 @@ def audit_table_count() -> int:
 # -- filling -------------------------------------------------------------------
 
 
-def synthetic_rows(count: int, start: int, newest: datetime, span: timedelta, seed: int = 7) -> Iterator[tuple]:
-    """``count`` realistic rows (column order :data:`COLUMNS`), timestamps spread over ``span`` before ``newest``."""
+def synthetic_rows(count: int, start: int, total: int, newest: datetime, span: timedelta,
+                   seed: int = 7) -> Iterator[tuple]:
+    """Rows ``start``..``start + count`` of ``total`` realistic ones (column order :data:`COLUMNS`).
+
+    Timestamps spread evenly over ``span`` before ``newest`` and rise with the
+    row number (give or take a few seconds, as with several writers): an audit
+    table is written in time order, so recent rows sit together at its end.
+    """
     rng = random.Random(seed + start)
     kinds = [m[:3] for m in MIX]
     weights = [m[3] for m in MIX]
     users = [f"user{i:04d}" for i in range(1000)]
     ips = [f"10.{i // 250}.{i % 250}.{(i * 7) % 250 + 1}" for i in range(5000)]
     span_s = span.total_seconds()
+    step = span_s / max(1, total)
     picks = rng.choices(kinds, weights, k=count)
     for n, (event_type, severity, outcome) in enumerate(picks, start):
         user = users[n % 1000]
@@ -153,7 +160,7 @@ def synthetic_rows(count: int, start: int, newest: datetime, span: timedelta, se
         yield (
             str(uuid.UUID(int=rng.getrandbits(128), version=4)), event_type, severity,
             None if anonymous else str(n % 1000), None if anonymous else user, ips[(n * 31) % 5000],
-            "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0", newest - timedelta(seconds=rng.uniform(0, span_s)),
+            "Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0", newest - timedelta(seconds=max(0.0, span_s - n * step - rng.uniform(0, 5))),
             f"/orders/{n % 997}/", "POST", json.dumps(data), outcome == "success",
             None if outcome == "success" else "failed", correlation, correlation[:32],
         )
@@ -181,7 +188,7 @@ def fill(db: str, rows: int, *, start: int = 0, newest: datetime | None = None,
                 cursor.execute(f'DROP INDEX "{index_name}"')
         for offset in range(start, start + rows, chunk):
             size = min(chunk, start + rows - offset)
-            generated = synthetic_rows(size, offset, newest, span)
+            generated = synthetic_rows(size, offset, start + rows, newest, span)
             if db == "postgresql":
                 with cursor.cursor.copy(f"COPY rail_django_auditeventmodel ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                     for row in generated:

@@ -301,9 +301,13 @@ class Dispatcher:
             self.health.failed(sink, batch, error)
         else:
             self.health.succeeded(sink)
-        if isinstance(sink, DatabaseSink):
+        if isinstance(sink, DatabaseSink) and self._on_writer_thread():
+            # Only the writer's own connection: a request's belongs to Django's request cycle.
             connections[sink.alias].close_if_unusable_or_obsolete()
         return failed
+
+    def _on_writer_thread(self) -> bool:
+        return threading.current_thread() is self._thread
 
     def _attempts(self, sink: Sink, batch: list[SecurityEvent], attempts: int) -> Exception | None:
         """Try ``sink.write(batch)`` up to ``attempts`` times; the last error or None."""
@@ -316,7 +320,7 @@ class Dispatcher:
                 return None
             except Exception as exc:
                 error = exc
-                if isinstance(sink, DatabaseSink):
+                if isinstance(sink, DatabaseSink) and self._on_writer_thread():
                     connections[sink.alias].close()  # reconnect on the next attempt
         return error
 

@@ -5,7 +5,7 @@ import os
 import threading
 
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 from rail_django.security import EventType, security
 from rail_django.security.sinks import DatabaseSink
@@ -159,3 +159,14 @@ def test_a_failing_sink_raises_one_alert_per_incident(settings, audit_model, tmp
     assert error.severity == "critical"
     assert error.additional_data["context"]["sink"] == "file"
     assert audit_model.objects.filter(event_type="data.read").count() == 10
+
+
+def test_synchronous_emit_never_closes_the_callers_connection(settings, audit_model):
+    # CONN_MAX_AGE=0 (Django's default) marks a connection obsolete at once: only the
+    # writer thread may act on that, never the request's own connection.
+    settings.SECURITY_EVENT_ASYNC = False
+    connection.ensure_connection()
+    raw = connection.connection
+    security.emit(EventType.DATA_READ)
+    assert connection.connection is raw
+    assert audit_model.objects.count() == 1
