@@ -417,12 +417,35 @@ class Dispatcher:
             return
         for segment in journal.spooled():
             try:
-                count = journal.redeliver(segment, sink.write)
+                count = journal.redeliver(segment, lambda events: self._store_spooled(journal, sink, events))
             except Exception:
                 connections[sink.alias].close()
                 return  # still down: try again when next idle
             self.health.succeeded(sink)
             logger.warning("Delivered %d spooled audit event(s) from %s.", count, segment.path.name)
+
+    def _store_spooled(self, journal: Journal, sink: DatabaseSink, events: list[SecurityEvent]) -> None:
+        """Write spooled events; one the database refuses for good is set aside, not retried forever."""
+        try:
+            sink.write(events)
+            return
+        except Exception:
+            if len(events) == 1:
+                raise
+        refused = []
+        for event in events:
+            try:
+                sink.write([event])
+            except Exception as exc:
+                refused.append((event, exc))
+        if len(refused) == len(events):
+            raise ConnectionError("the database refused every spooled event: still down")
+        path = journal.set_aside([event for event, _ in refused])
+        for event, exc in refused:
+            logger.error(
+                "Audit event %s (%s) is refused by the database (%s: %s); kept in %s.",
+                event.event_id, event.event_type, type(exc).__name__, exc, path,
+            )
 
     def _settle(self, count: int) -> None:
         with self._idle:

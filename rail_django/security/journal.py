@@ -156,6 +156,13 @@ class Journal:
             self._unlink(segment)
         return len(events)
 
+    def set_aside(self, events: Sequence[SecurityEvent]) -> Path:
+        """Keep events the database refuses for good in ``rejected-*.jsonl``, never replayed."""
+        path = self.directory / f"rejected-{os.getpid()}.jsonl"
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.writelines(event_json(event) + "\n" for event in events)
+        return path
+
     def after_fork_in_child(self) -> None:
         # The parent's segment (and its lock) stay the parent's.
         for segment in [self._current, *self._closed]:

@@ -118,3 +118,31 @@ def test_a_torn_last_line_is_skipped_on_replay(journaled, audit_model, tmp_path)
     assert replay_orphans(journaled, DatabaseSink().write) == 1
     assert audit_model.objects.get().event_id == good.event_id
     assert not list(journaled.glob("*.jsonl"))
+
+
+def test_an_event_the_database_refuses_for_good_does_not_block_the_spool(journaled, audit_model, monkeypatch):
+    monkeypatch.setattr("rail_django.security.delivery.RETRY_DELAYS", (0.0,))
+    monkeypatch.setattr("rail_django.security.delivery.IDLE_CLOSE_SECONDS", 0.05)
+    state = {"up": False}
+    original = DatabaseSink.write
+
+    def write(self, events):
+        if not state["up"] or any(e.context.get("poison") for e in events):
+            raise ValueError("refused")
+        return original(self, events)
+
+    monkeypatch.setattr(DatabaseSink, "write", write)
+    poison = security.emit(EventType.DATA_READ, context={"poison": True})
+    good = [security.emit(EventType.DATA_READ, context={"n": n}).event_id for n in range(20)]
+    assert security.flush(timeout=30)
+    state["up"] = True
+    for _ in range(100):
+        if audit_model.objects.filter(event_id__in=good).count() == 20:
+            break
+        time.sleep(0.05)
+    assert audit_model.objects.filter(event_id__in=good).count() == 20
+    [rejected] = journaled.glob("*/rejected-*.jsonl")
+    assert json.loads(rejected.read_text().splitlines()[0])["event_id"] == str(poison.event_id)
+    assert not list(journaled.glob("*/journal-*.jsonl")) or all(
+        p.stat().st_size == 0 for p in journaled.glob("*/journal-*.jsonl")
+    )
