@@ -6,8 +6,8 @@ request thread's connection (the background writer's inserts are not on it).
 """
 
 import pytest
-from django.db import connection
 from django.core.cache import cache
+from django.db import connection
 from django.test import override_settings
 
 from rail_django.security import alerts, security
