@@ -157,13 +157,14 @@ class Client:
             env["HTTP_REFERER"] = "http://bench.example/login/"
         return env
 
-    def call(self, env: dict[str, Any], body: bytes = b"") -> tuple[int, dict[str, list[str]], bytes]:
+    def call(self, env: dict[str, Any], body: bytes = b"") -> tuple[int, list[tuple[str, str]], bytes]:
+        """One request: ``(status, raw header list, body)``; nothing more is done with the response here."""
         env = dict(env)
         env["wsgi.input"] = io.BytesIO(body)
-        captured: dict[str, Any] = {}
+        captured: list[Any] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured["status"], captured["headers"] = status, headers
+            captured[:] = (status, headers)
             return lambda data: None
 
         result = self.handler(env, start_response)
@@ -173,15 +174,13 @@ class Client:
             close = getattr(result, "close", None)
             if close:
                 close()
-        headers: dict[str, list[str]] = {}
-        for name, value in captured["headers"]:
-            headers.setdefault(name.lower(), []).append(value)
-        return int(captured["status"].split()[0]), headers, content
+        return int(captured[0].split()[0]), captured[1], content
 
-    def remember(self, headers: dict[str, list[str]]) -> None:
-        for cookie in headers.get("set-cookie", []):
-            name, _, rest = cookie.partition("=")
-            self.cookies[name] = rest.split(";", 1)[0]
+    def remember(self, headers: list[tuple[str, str]]) -> None:
+        for name, value in headers:
+            if name.lower() == "set-cookie":
+                cookie, _, rest = value.partition("=")
+                self.cookies[cookie] = rest.split(";", 1)[0]
 
 
 def login_state(client: Client) -> tuple[dict[str, str], str, dict[str, str]]:
