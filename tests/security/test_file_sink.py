@@ -68,3 +68,18 @@ def test_newlines_and_control_characters_cannot_forge_a_line(tmp_path):
     lines = path.read_text().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0])["action"] == forged
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_is_encoded_once_for_the_journal_and_the_file(settings, tmp_path, monkeypatch):
+    from rail_django.security.events import SecurityEvent
+
+    settings.SECURITY_EVENT_ASYNC = True  # journal on the request thread, file line in the writer
+    settings.AUDIT_LOG_FILE = tmp_path / "audit.log"
+    calls = []
+    original = SecurityEvent.to_dict
+    monkeypatch.setattr(SecurityEvent, "to_dict", lambda self: calls.append(1) or original(self))
+    event = security.emit(EventType.DATA_READ)
+    assert security.flush(timeout=30)
+    assert json.loads((tmp_path / "audit.log").read_text())["event_id"] == str(event.event_id)
+    assert len(calls) == 1

@@ -35,6 +35,16 @@ _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": 
 
 
 def event_json(event: SecurityEvent) -> str:
-    """One event as a single JSON line (newlines, U+2028/U+2029, NEL and control characters escaped)."""
+    """One event as a single JSON line (newlines, U+2028/U+2029, NEL and control characters escaped).
+
+    Encoded once per event and kept on it: the journal (on the request
+    thread), the file sink and the webhook all send the same line. Events are
+    not changed after ``security.emit`` builds them.
+    """
+    cached = event.__dict__.get("_json_line")
+    if cached is not None:
+        return cached
     text = _ENCODER.encode(event.to_dict())
-    return text if text.isascii() else text.translate(_LINE_BREAKS)
+    text = text if text.isascii() else text.translate(_LINE_BREAKS)
+    event.__dict__["_json_line"] = text
+    return text
