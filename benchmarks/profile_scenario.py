@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500, help="requests (or events) profiled")
     parser.add_argument("--cprofile", action="store_true", help="cProfile instead of pyinstrument")
     parser.add_argument("--top", type=int, default=30, help="cProfile: functions shown")
+    parser.add_argument("--sort", default="tottime", help="cProfile: sort key (tottime, cumulative, ...)")
+    parser.add_argument("--only", default="", help="cProfile: show only functions whose path matches this regex")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -89,7 +91,8 @@ def main() -> None:
             profile = cProfile.Profile()
             profile.runcall(loop)
             elapsed = time.perf_counter() - started
-            pstats.Stats(profile).sort_stats("tottime").print_stats(args.top)
+            stats = pstats.Stats(profile).sort_stats(args.sort)
+            stats.print_stats(*([args.only] if args.only else []), args.top)
         else:
             from pyinstrument import Profiler
 

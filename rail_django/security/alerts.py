@@ -14,8 +14,13 @@ added atomically (``cache.add``) for one window makes that happen once per
 key per window, across processes. With ``AUDIT_LOCKOUT_ENABLED`` the same
 marker locks the key out (see :mod:`rail_django.security.backends`).
 
-A failed login costs one ``get_many`` and, per rule, one ``incr`` (plus an
-``add`` when a bucket starts). When the cache fails (Redis down) counting
+A failed login costs, per rule, one ``incr`` of the current bucket (plus an
+``add`` when the bucket starts). The buckets before it are closed (no
+process increments a past bucket), so each process reads them, and the
+marker, with one ``get_many`` only at its first failure in a bucket, and
+remembers their total until the bucket ends. A current count lower than the
+one this process last saw means the cache lost its data (cleared, restarted)
+and makes it read again. When the cache fails (Redis down) counting
 falls back to this process's memory, a warning is logged once, and the
 shared cache is not tried again for :data:`CACHE_RETRY_SECONDS`; so at most
 one request per process and retry period waits for a dead cache, and only as
@@ -57,6 +62,8 @@ RULE_PER_USER = "failed_logins_per_user"
 SUB_BUCKETS = 10
 #: Seconds a process counts in its own memory after the shared cache failed.
 CACHE_RETRY_SECONDS = 30.0
+#: Counters whose closed buckets a process remembers (one small object each).
+MAX_BUCKET_MEMOS = 10_000
 _KEY_PREFIX = "rail_django:failed_logins"
 
 
@@ -109,6 +116,16 @@ def _increment(cache: BaseCache, key: str, timeout: int) -> int:
         return int(cache.incr(key))  # another process created it meanwhile
 
 
+@dataclass
+class _BucketMemo:
+    """What this process read of one counter for the current bucket (see ``_count``)."""
+
+    bucket: int
+    closed_total: int  # the window's closed buckets: nobody increments a past bucket any more
+    last_count: int  # the current bucket's count after this process's last increment
+    alerted_until: float  # the alert marker is known to exist until then
+
+
 class FailedLoginCounter:
     """Counts failed logins per client IP and per username, and raises the alerts."""
 
@@ -117,6 +134,7 @@ class FailedLoginCounter:
         self._down_until = 0.0
         self._incident = False
         self._lock = threading.Lock()
+        self._bucket_memos: dict[tuple, _BucketMemo] = {}
 
     # -- cache access with per-process fallback ------------------------------
     def _with_cache(self, operation: Callable[[BaseCache], T]) -> T:
@@ -148,6 +166,7 @@ class FailedLoginCounter:
     def reset(self) -> None:
         """Forget the per-process counts and any cache incident (for tests)."""
         self._fallback.clear()
+        self._bucket_memos = {}
         self._down_until = 0.0
         self._incident = False
 
@@ -169,21 +188,56 @@ class FailedLoginCounter:
         width = window / SUB_BUCKETS
         current = int(now // width)
         bucket_timeout = math.ceil(window + width) + 1
-        previous = {
-            (rule, key): [f"{_base_key(rule, key)}:{b}" for b in range(current - SUB_BUCKETS + 1, current)]
-            for rule, key in pairs
-        }
-        wanted = [k for keys in previous.values() for k in keys] + [f"{_base_key(r, k)}:alerted" for r, k in pairs]
-        seen = cache.get_many(wanted)
+        counts = {pair: _increment(cache, f"{_base_key(*pair)}:{current}", bucket_timeout) for pair in pairs}
+        memos = self._memos(cache, counts, current, window)
         tripped = []
-        for rule, key in pairs:
-            base = _base_key(rule, key)
-            count = _increment(cache, f"{base}:{current}", bucket_timeout)
-            total = count + sum(int(seen.get(k) or 0) for k in previous[(rule, key)])
-            marker = f"{base}:alerted"
-            if total >= int(thresholds[rule]) and marker not in seen and cache.add(marker, int(now), window):
+        for (rule, key), count in counts.items():
+            memo = memos[(rule, key)]
+            total = count + memo.closed_total
+            if total < int(thresholds[rule]) or memo.alerted_until > now:
+                continue
+            marker = f"{_base_key(rule, key)}:alerted"
+            if cache.add(marker, int(now), window):
+                memo.alerted_until = now + window
                 tripped.append((rule, key, total))
+            else:  # raised meanwhile by another process: learn until when
+                memo.alerted_until = int(cache.get(marker) or now) + window
         return tripped
+
+    def _memos(self, cache: BaseCache, counts: dict[tuple[str, str], int], current: int, window: int) -> dict:
+        """Each pair's memo for bucket ``current``; one ``get_many`` for those it has to read."""
+        cache_id = id(cache)
+        memos, stale = {}, []
+        for pair, count in counts.items():
+            memo = self._bucket_memos.get((cache_id, *pair))
+            # A count that did not grow since this process last incremented it means the cache
+            # lost the bucket (cleared, evicted, restarted): what it remembers is gone too.
+            if memo is None or memo.bucket != current or count <= memo.last_count:
+                stale.append(pair)
+            else:
+                memo.last_count = count
+                memos[pair] = memo
+        if stale:
+            wanted = {
+                pair: [f"{_base_key(*pair)}:{b}" for b in range(current - SUB_BUCKETS + 1, current)] for pair in stale
+            }
+            markers = {pair: f"{_base_key(*pair)}:alerted" for pair in stale}
+            seen = cache.get_many([k for keys in wanted.values() for k in keys] + list(markers.values()))
+            if len(self._bucket_memos) > MAX_BUCKET_MEMOS:
+                self._bucket_memos = {k: m for k, m in self._bucket_memos.items() if m.bucket == current}
+                if len(self._bucket_memos) > MAX_BUCKET_MEMOS:
+                    self._bucket_memos = {}
+            for pair in stale:
+                alerted_at = seen.get(markers[pair])
+                memo = _BucketMemo(
+                    bucket=current,
+                    closed_total=sum(int(seen.get(k) or 0) for k in wanted[pair]),
+                    last_count=counts[pair],
+                    alerted_until=(int(alerted_at) + window) if alerted_at is not None else 0.0,
+                )
+                self._bucket_memos[(cache_id, *pair)] = memo
+                memos[pair] = memo
+        return memos
 
     # -- lockout -----------------------------------------------------------------
     def lockout_for(self, *, client_ip: str | None, username: str | None) -> Lockout | None:

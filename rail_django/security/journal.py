@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rail_django.security.events import SecurityEvent
-from rail_django.security.sinks.base import event_json
+from rail_django.security.sinks.base import event_line
 
 logger = logging.getLogger("rail_django.audit")
 
@@ -69,7 +69,7 @@ class Journal:
     # -- request path ---------------------------------------------------------
     def append(self, event: SecurityEvent) -> Segment:
         """Write ``event`` to the open segment; raises ``OSError`` if the disk refuses."""
-        line = (event_json(event) + "\n").encode("utf-8")
+        line = event_line(event)
         with self._lock:
             segment = self._current
             if segment is None or segment.size + len(line) > self.segment_bytes and segment.appended:
@@ -159,8 +159,8 @@ class Journal:
     def set_aside(self, events: Sequence[SecurityEvent]) -> Path:
         """Keep events the database refuses for good in ``rejected-*.jsonl``, never replayed."""
         path = self.directory / f"rejected-{os.getpid()}.jsonl"
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.writelines(event_json(event) + "\n" for event in events)
+        with open(path, "ab") as handle:
+            handle.writelines(event_line(event) for event in events)
         return path
 
     def after_fork_in_child(self) -> None:

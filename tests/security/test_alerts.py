@@ -195,11 +195,47 @@ def test_a_failed_login_costs_a_few_cache_calls(client, settings):
         "counted": {"BACKEND": "tests.security.test_alerts.CountingCache", "LOCATION": "counted"},
     }
     settings.AUDIT_CACHE_ALIAS = "counted"
-    _fail(client, "alice")  # starts the buckets
-    CountingCache.calls.clear()
-    _fail(client, "alice")
-    # one get_many for both counters and their markers, one incr per counter
-    assert sorted(CountingCache.calls) == ["get_many", "incr", "incr"]
+    with time_machine.travel(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False) as clock:
+        _fail(client, "alice")  # starts the buckets: reads the closed ones and the markers once
+        assert sorted(CountingCache.calls) == ["add", "add", "get_many", "incr", "incr"]
+        CountingCache.calls.clear()
+        _fail(client, "alice")
+        # within a bucket the closed ones are remembered: one incr per counter, nothing read
+        assert sorted(CountingCache.calls) == ["incr", "incr"]
+        CountingCache.calls.clear()
+        clock.shift(timedelta(seconds=30))  # the next tenth of the 300 s window
+        _fail(client, "alice")
+        assert sorted(CountingCache.calls) == ["add", "add", "get_many", "incr", "incr"]
+
+
+def test_each_process_sees_the_others_failures_once_their_bucket_closes(settings, audit_model, signals):
+    """Two counters sharing a cache stand for two worker processes."""
+    settings.AUDIT_ALERT_THRESHOLDS = _thresholds(per_ip=6)
+    worker_a, worker_b = alerts.FailedLoginCounter(), alerts.FailedLoginCounter()
+    with time_machine.travel(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False) as clock:
+        worker_b.record_failure(client_ip="198.51.100.7", username=None)  # b remembers this bucket
+        for _ in range(3):
+            worker_a.record_failure(client_ip="198.51.100.7", username=None)
+        clock.shift(timedelta(seconds=30))
+        assert worker_b.record_failure(client_ip="198.51.100.7", username=None) == []  # 5 in the window
+        [event] = worker_b.record_failure(client_ip="198.51.100.7", username=None)  # 6: a's three counted
+        assert event.context["count"] == 6
+        # a learns of the alert without raising a second one
+        assert worker_a.record_failure(client_ip="198.51.100.7", username=None) == []
+    assert [s["rule"] for s in signals] == ["failed_logins_per_ip"]
+
+
+def test_a_cleared_cache_is_noticed_and_counting_starts_again(client, settings, audit_model, signals):
+    settings.AUDIT_ALERT_THRESHOLDS = _thresholds(per_ip=3)
+    with time_machine.travel(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False):
+        for i in range(3):
+            _fail(client, username=f"user{i}")
+        assert len(signals) == 1
+        cache.clear()  # e.g. Redis restarted: counts and the alert marker are gone
+        for i in range(3):
+            _fail(client, username=f"other{i}")
+    # the remembered marker and counts went with the cache: the alert is raised again
+    assert [s["count"] for s in signals] == [3, 3]
 
 
 # -- cache failure -----------------------------------------------------------------

@@ -1,8 +1,16 @@
 """``GraphQLAuditMiddleware``: one audit event per executed GraphQL operation.
 
-graphene calls an execution middleware for every field it resolves. This one
-returns at once for every field that is not a root field
-(``info.path.prev is not None``), so nested fields cost one attribute check.
+graphql-core wraps every field resolver in the configured middleware, so an
+execution middleware is called for every field. This one only needs the root
+fields: when the first root field of an operation reaches it, it swaps the
+running execution context's middleware manager for one that leaves it out of
+every chain but the root fields' (all of it, when the operation is not
+audited). Nested fields then run exactly as if the middleware were not
+configured, while the other middleware keeps seeing every field, in the same
+order. Where that swap cannot be made (no execution context found, or a
+project's own ``MiddlewareManager`` subclass), a warning is logged once and
+the middleware stays on every field, returning at once for nested ones
+(``info.path.prev is not None``).
 
 For root fields it keeps an :class:`~.operation.OperationAudit` on the
 running ``graphql-core`` ``ExecutionContext`` (found once per root field in
@@ -30,8 +38,15 @@ import sys
 import weakref
 from typing import Any
 
-from graphql import is_non_null_type
+from graphql import (
+    GraphQLFieldResolver,
+    SchemaMetaFieldDef,
+    TypeMetaFieldDef,
+    TypeNameMetaFieldDef,
+    is_non_null_type,
+)
 from graphql.execution.execute import ExecutionContext
+from graphql.execution.middleware import MiddlewareManager
 from graphql.pyutils import is_awaitable
 
 from rail_django.conf import get_config, get_graphql_config
@@ -83,13 +98,12 @@ def _fallback_store(info: Any) -> tuple[dict[str, Any], str]:
 _ORPHANS: dict[str, Any] = {}
 
 
-def _operation_audit(info: Any) -> tuple[OperationAudit | None, ExecutionContext | None]:
+def _operation_audit(info: Any, exe: ExecutionContext | None) -> OperationAudit | None:
     if not get_config().enabled:
-        return None, None
+        return None
     config = get_graphql_config()
     if info.operation.operation.value != "mutation" and not config.audited_queries:
-        return None, None
-    exe = _execution_context()
+        return None
     if exe is not None:
         store, key = exe.__dict__, _STATE
     else:
@@ -105,7 +119,88 @@ def _operation_audit(info: Any) -> tuple[OperationAudit | None, ExecutionContext
                 audit.on_finish = finalizer.detach
             else:
                 audit.on_finish = lambda: store.pop(key, None)
-    return (None if audit is _NOT_AUDITED else audit), exe
+    return None if audit is _NOT_AUDITED else audit
+
+
+def _is_audit_middleware(middleware: Any) -> bool:
+    """An instance whose ``resolve`` is this module's (a subclass that overrides it keeps every field)."""
+    resolve = getattr(type(middleware), "resolve", None)
+    return resolve is GraphQLAuditMiddleware.resolve and "resolve" not in getattr(middleware, "__dict__", ())
+
+
+class _RootFieldsManager(MiddlewareManager):
+    """The middleware chains of an audited operation once its first root field ran.
+
+    A resolver of one of the operation's root fields gets the configured
+    chain; any other resolver gets the chain without the audit middleware.
+    """
+
+    __slots__ = ("_full", "_others", "_roots", "_chains")
+
+    def __init__(self, full: MiddlewareManager, others: list[Any], roots: set[GraphQLFieldResolver]) -> None:
+        super().__init__(*full.middlewares)
+        self._full = full
+        self._others = MiddlewareManager(*others)
+        self._roots = roots
+        self._chains: dict[GraphQLFieldResolver, GraphQLFieldResolver] = {}
+
+    def get_field_resolver(self, field_resolver: GraphQLFieldResolver) -> GraphQLFieldResolver:
+        # Called for every field: one dict lookup once the resolver's chain is built.
+        try:
+            return self._chains[field_resolver]
+        except KeyError:
+            manager = self._full if field_resolver in self._roots else self._others
+            chain = self._chains[field_resolver] = manager.get_field_resolver(field_resolver)
+            return chain
+
+
+_fallback_logged = False
+
+
+def _stay_on_every_field(reason: str) -> None:
+    global _fallback_logged
+    if not _fallback_logged:
+        _fallback_logged = True
+        logger.warning(
+            "GraphQLAuditMiddleware stays on every GraphQL field (%s); auditing is unaffected, nested fields "
+            "cost one extra call each.",
+            reason,
+        )
+
+
+def _root_resolvers(exe: ExecutionContext, info: Any, audit: OperationAudit) -> set[GraphQLFieldResolver]:
+    """The resolve functions graphql-core uses for the operation's root fields."""
+    # The introspection fields resolve through these, whatever the root type (extra ones cost nothing).
+    resolvers = {SchemaMetaFieldDef.resolve, TypeMetaFieldDef.resolve, TypeNameMetaFieldDef.resolve}
+    fields = info.parent_type.fields
+    for root_field in audit.fields.values():
+        field = fields.get(root_field.name)
+        if field is not None:
+            resolvers.add(field.resolve or exe.field_resolver)
+    resolvers.discard(None)
+    return resolvers
+
+
+def _narrow_middleware(exe: ExecutionContext | None, info: Any, audit: OperationAudit | None) -> None:
+    """Take the audit middleware off the chains it does not need for the rest of this operation."""
+    if exe is None:
+        _stay_on_every_field("no graphql-core ExecutionContext found above the resolver")
+        return
+    manager = getattr(exe, "middleware_manager", None)
+    if type(manager) is _RootFieldsManager:
+        return  # an earlier root field of this operation already did it
+    if type(manager) is not MiddlewareManager:
+        _stay_on_every_field(f"the execution context's middleware manager is {type(manager).__qualname__}")
+        return
+    middlewares = list(manager.middlewares)
+    others = [m for m in middlewares if not _is_audit_middleware(m)]
+    if len(others) == len(middlewares):
+        return  # reached through something else (a wrapper): nothing to take off
+    if audit is None:
+        # Not audited: the rest of the operation runs as if the middleware were not configured.
+        exe.middleware_manager = MiddlewareManager(*others)
+    else:
+        exe.middleware_manager = _RootFieldsManager(manager, others, _root_resolvers(exe, info, audit))
 
 
 def _install_completion_hook(exe: ExecutionContext, audit: OperationAudit, key: Any, path: Any) -> None:
@@ -169,10 +264,16 @@ async def _await_resolver(audit: OperationAudit, key: Any, result: Any, return_t
 
 def _resolve_root(next_: Any, root: Any, info: Any, args: dict[str, Any]) -> Any:
     try:
-        audit, exe = _operation_audit(info)
+        exe = _execution_context()
+        audit = _operation_audit(info, exe)
     except Exception:  # auditing must never fail the field
         logger.exception("GraphQL audit bookkeeping failed for %r", info.field_name)
         audit, exe = None, None
+    else:
+        try:
+            _narrow_middleware(exe, info, audit)
+        except Exception:  # only the speed-up is lost
+            logger.exception("Could not take GraphQLAuditMiddleware off the nested GraphQL fields")
     key = info.path.key
     if audit is None or audit.finished or key not in audit.fields:
         return next_(root, info, **args)

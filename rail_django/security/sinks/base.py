@@ -6,6 +6,8 @@ import json
 from collections.abc import Sequence
 from typing import Protocol
 
+import orjson
+
 from rail_django.security.events import SecurityEvent
 
 
@@ -26,25 +28,40 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-#: ``json.dumps(..., ensure_ascii=False, separators=(",", ":"), default=str)``, built once.
+#: ``json.dumps(..., ensure_ascii=False, separators=(",", ":"), default=str)``, built once: the
+#: fallback for what orjson refuses (integers beyond 64 bits, lone surrogates, non-string keys).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
+#: Line breaks JSON encoders leave raw (they escape only U+0000-U+001F), as JSON escapes (UTF-8 -> escape).
+_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
 
-#: Line breaks the JSON encoder leaves raw (it escapes only U+0000-U+001F), as JSON escapes.
-_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+def _encode(payload: dict) -> bytes:
+    try:
+        # orjson (a compiled encoder) is 5-10x faster than the json module: this runs on the request thread.
+        data = orjson.dumps(payload, default=str)
+    except (TypeError, orjson.JSONEncodeError):
+        data = _ENCODER.encode(payload).encode("utf-8")
+    if not data.isascii():
+        for raw, escaped in _LINE_BREAKS:
+            data = data.replace(raw, escaped)
+    return data
 
 
-def event_json(event: SecurityEvent) -> str:
-    """One event as a single JSON line (newlines, U+2028/U+2029, NEL and control characters escaped).
+def event_line(event: SecurityEvent) -> bytes:
+    """One event as a single UTF-8 JSON line ending in ``\\n`` (newlines, U+2028/U+2029, NEL and
+    control characters escaped).
 
     Encoded once per event and kept on it: the journal (on the request
     thread), the file sink and the webhook all send the same line. Events are
     not changed after ``security.emit`` builds them.
     """
     cached = event.__dict__.get("_json_line")
-    if cached is not None:
-        return cached
-    text = _ENCODER.encode(event.to_dict())
-    text = text if text.isascii() else text.translate(_LINE_BREAKS)
-    event.__dict__["_json_line"] = text
-    return text
+    if cached is None:
+        cached = event.__dict__["_json_line"] = _encode(event.to_dict()) + b"\n"
+    return cached
+
+
+def event_json(event: SecurityEvent) -> str:
+    """:func:`event_line` as text, without the newline."""
+    return event_line(event)[:-1].decode("utf-8")

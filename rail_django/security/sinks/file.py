@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rail_django.security.events import SecurityEvent
-from rail_django.security.sinks.base import event_json
+from rail_django.security.sinks.base import event_line
 
 
 class FileSink:
@@ -99,7 +99,7 @@ class FileSink:
         return (st.st_dev, st.st_ino) != self._inode
 
     def write(self, events: Sequence[SecurityEvent]) -> None:
-        data = "".join(event_json(e) + "\n" for e in events).encode("utf-8")
+        data = b"".join(event_line(e) for e in events)
         with self._lock:
             try:
                 fd = self._rotate_if_needed(self._locked_fd(), len(data))
