@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.utils import timezone
@@ -123,7 +124,9 @@ class SecurityEventAPI:
 
         try:
             score = float(risk_score) if risk_score is not None else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
+            score = None
+        if score is not None and not math.isfinite(score):  # NaN and infinities are not JSON
             score = None
         cleaned_context = redactor.clean(context) if context else {}
         if not isinstance(cleaned_context, dict):

@@ -123,6 +123,9 @@ def coerce_severity(value: Severity | str | None, default: Severity) -> Severity
         return default
 
 
+_SUCCESS = Outcome.SUCCESS.value
+
+
 @dataclass
 class SecurityEvent:
     """One audit event, already enriched and redacted, ready for the sinks.
@@ -156,7 +159,7 @@ class SecurityEvent:
 
     @property
     def success(self) -> bool:
-        return self.outcome == Outcome.SUCCESS.value
+        return self.outcome == _SUCCESS
 
     @property
     def additional_data(self) -> dict[str, Any]:
@@ -176,13 +179,23 @@ class SecurityEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as JSON-ready primitives, with stable keys."""
+        data = self.wire_fields()
+        data["event_id"] = str(self.event_id)
+        data["timestamp"] = self.timestamp.isoformat()
+        return data
+
+    def wire_fields(self) -> dict[str, Any]:
+        """:meth:`to_dict` with ``event_id`` and ``timestamp`` left as ``UUID`` and ``datetime``.
+
+        For encoders that write them exactly as ``str(uuid)`` and ``isoformat()`` do (orjson).
+        """
         return {
-            "event_id": str(self.event_id),
+            "event_id": self.event_id,
             "event_type": self.event_type,
-            "timestamp": self.timestamp.isoformat(),
+            "timestamp": self.timestamp,
             "severity": self.severity,
             "outcome": self.outcome,
-            "success": self.success,
+            "success": self.outcome == _SUCCESS,
             "action": self.action,
             "user_id": self.user_id,
             "username": self.username,

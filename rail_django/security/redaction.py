@@ -189,12 +189,21 @@ def get_redactor(fields: tuple[str, ...], mask: str) -> Redactor:
     return Redactor(fields, mask)
 
 
+_last_config: tuple[Any, Redactor] | None = None
+
+
 def current_redactor() -> Redactor:
     """The redactor for the current settings."""
+    global _last_config
     from rail_django.conf import get_config
 
     config = get_config()
-    return get_redactor(config.redaction_fields, config.redaction_mask)
+    last = _last_config
+    if last is not None and last[0] is config:  # the config object is replaced when settings change
+        return last[1]
+    redactor = get_redactor(config.redaction_fields, config.redaction_mask)
+    _last_config = (config, redactor)
+    return redactor
 
 
 def redact(value: Any) -> Any:

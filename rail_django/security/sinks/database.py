@@ -13,10 +13,14 @@ duplicates rows.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import timezone as dt_timezone
 from typing import Any
 
+import orjson
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models, transaction
 from django.db.models.constants import OnConflict
 from django.db.models.fields import NOT_PROVIDED, AutoFieldMixin
@@ -57,6 +61,53 @@ def event_to_row(model: type[Any], event: SecurityEvent) -> Any:
     return model(**event_fields(event))
 
 
+def _field_conversion(field: models.Field, value: Any, connection: Any) -> Any:
+    return field.get_db_prep_save(value, connection)
+
+
+def _uuid_hex(field: models.Field, value: Any, connection: Any) -> Any:
+    return value.hex if isinstance(value, uuid.UUID) else field.get_db_prep_save(value, connection)
+
+
+def _datetime(field: models.Field, value: Any, connection: Any) -> Any:
+    # What DateTimeField.get_db_prep_save ends with; the event's timestamp is already a datetime in
+    # the project's USE_TZ form, so its checks and conversions have nothing to do.
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _datetime_text(field: models.Field, value: Any, connection: Any) -> Any:
+    # SQLite and MySQL store a UTC timestamp as the text of the naive datetime (their
+    # adapt_datetimefield_value); the usual case, a UTC timestamp and a UTC connection, directly.
+    if value.tzinfo is dt_timezone.utc and connection.timezone_name == "UTC":
+        return str(value.replace(tzinfo=None))
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _json_text(field: models.Field, value: Any, connection: Any) -> Any:
+    # The JSON column as text (SQLite, MySQL/MariaDB): orjson, several times faster than the
+    # json module; whatever it refuses (integers beyond 64 bits, non-string keys) takes the field's path.
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return field.get_db_prep_save(value, connection)
+
+
+def _conversion(field: models.Field, connection: Any) -> Any:
+    """How a column's value becomes its database parameter (``None``: as it is)."""
+    kind = type(field)
+    if kind in _PLAIN_TYPES:
+        return None
+    if kind is models.UUIDField and not connection.features.has_native_uuid_field:
+        return _uuid_hex
+    text_backend = connection.vendor in ("sqlite", "mysql")
+    if kind is models.DateTimeField:
+        return _datetime_text if text_backend else _datetime
+    # An event's JSON holds only what the redactor left: str, int, float, bool, None, lists, dicts.
+    if kind is models.JSONField and field.encoder in (None, DjangoJSONEncoder) and text_backend:
+        return _json_text
+    return _field_conversion
+
+
 class PreparedInsert:
     """The ``INSERT`` of one audit model on one database vendor, with each column's conversion."""
 
@@ -67,8 +118,8 @@ class PreparedInsert:
             if not getattr(f, "generated", False) and not (f is opts.pk and isinstance(f, AutoFieldMixin))
         ]
         self.fields = fields
-        # (attname, field, needs get_db_prep_save) per column.
-        self.columns = [(f.attname, f, type(f) not in _PLAIN_TYPES) for f in fields]
+        # (attname, field, conversion or None) per column.
+        self.columns = [(f.attname, f, _conversion(f, connection)) for f in fields]
         qn = connection.ops.quote_name
         suffix = connection.ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
         self.sql = (
@@ -95,7 +146,7 @@ class PreparedInsert:
         row = []
         for attname, field, convert in self.columns:
             value = values[attname] if attname in values else field.get_default()
-            row.append(field.get_db_prep_save(value, connection) if convert else value)
+            row.append(convert(field, value, connection) if convert is not None and value is not None else value)
         return row
 
 
