@@ -192,14 +192,16 @@ def test_the_prepared_insert_stores_what_the_orm_would(settings, audit_model, us
     DatabaseSink("default").write([event])  # a single event: one statement
     audit_model.objects.bulk_create([event_to_row(audit_model, twin)])
     columns = [f.column for f in audit_model._meta.concrete_fields if f.column not in ("id", "event_id")]
+    text = "CHAR" if connection.vendor == "mysql" else "TEXT"  # the stored text, not a driver's conversion of it
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(columns)} FROM {audit_model._meta.db_table} ORDER BY id"  # noqa: S608 (names from _meta)
+            f"SELECT {', '.join(f'CAST({c} AS {text})' for c in columns)} "  # noqa: S608 (names from _meta)
+            f"FROM {audit_model._meta.db_table} ORDER BY id"
         )
         prepared, orm = cursor.fetchall()
     assert audit_model.objects.count() == 2
     for column, ours, django in zip(columns, prepared, orm, strict=True):
-        if column == "additional_data" and isinstance(ours, str):
+        if column == "additional_data" and ours is not None:
             import json
 
             ours, django = json.loads(ours), json.loads(django)  # same JSON, spacing may differ
