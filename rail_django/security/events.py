@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -126,6 +128,18 @@ def coerce_severity(value: Severity | str | None, default: Severity) -> Severity
 _SUCCESS = Outcome.SUCCESS.value
 
 
+def _uuid7() -> uuid.UUID:
+    # RFC 9562 section 5.7: 48-bit Unix time in ms, version 7, 12 + 62 random bits, variant 10.
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    return uuid.UUID(int=value & ~(0xF000 << 64) & ~(0xC << 60) | (0x7000 << 64) | (0x8 << 60))
+
+
+#: A new event id: a time-ordered UUID (version 7, the standard library's from Python 3.14).
+#: Ids that grow with time append to the end of the unique ``event_id`` index instead of
+#: landing on a random page of it, which keeps inserts cheap as the table grows.
+new_event_id = getattr(uuid, "uuid7", _uuid7)
+
+
 @dataclass
 class SecurityEvent:
     """One audit event, already enriched and redacted, ready for the sinks.
@@ -155,7 +169,7 @@ class SecurityEvent:
     risk_score: float | None = None
     context: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
-    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = field(default_factory=new_event_id)
 
     @property
     def success(self) -> bool:

@@ -45,6 +45,26 @@ def test_documented_orm_query_snippet_works_verbatim(audit_model):
     assert [r.event_type for r in recent] == ["auth.login.failure"]
 
 
+def test_event_ids_are_unique_time_ordered_version_7_uuids():
+    import time
+
+    from rail_django.security.events import _uuid7
+
+    ids = []
+    for _ in range(3):
+        ids += [security.build(EventType.DATA_READ).event_id for _ in range(200)]
+        time.sleep(0.002)  # the next millisecond
+    assert len(set(ids)) == len(ids)
+    assert {i.version for i in ids} == {7} and {i.variant for i in ids} == {"specified in RFC 4122"}
+    prefixes = [i.int >> 80 for i in ids]  # the 48-bit millisecond timestamp
+    assert prefixes == sorted(prefixes) and prefixes[-1] > prefixes[0]
+    assert abs(prefixes[-1] - time.time() * 1000) < 60_000
+    # the fallback used before Python 3.14 has the same layout
+    own = [_uuid7() for _ in range(100)]
+    assert {i.version for i in own} == {7} and {i.variant for i in own} == {"specified in RFC 4122"}
+    assert len(set(own)) == 100
+
+
 def test_emit_returns_the_event_with_its_id_and_every_field(audit_model, user):
     event = security.emit(
         EventType.DATA_UPDATE, user=user, action="Renamed", resource_type="order", resource_name="Order",
