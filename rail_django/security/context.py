@@ -35,15 +35,12 @@ _UNSET: Any = object()
 _current: ContextVar[AuditContext | None] = ContextVar("rail_django_audit_context", default=None)
 
 
-# A version-4 UUID (RFC 4122: version nibble 4, variant 10xx) built from
-# ``os.urandom`` without the ``UUID`` object: this runs on every request.
-_UUID4_CLEAR = ((1 << 128) - 1) & ~(0xF000 << 64) & ~(0xC000 << 48)
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
 def new_correlation_id() -> str:
-    """A new random id: ``uuid.uuid4().hex``, at half the cost."""
-    return f"{(int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    """A new random id: 32 hex digits (128 random bits, the length of ``uuid.uuid4().hex``).
+
+    Made on every request, so the cheapest random text there is (no ``UUID`` object).
+    """
+    return os.urandom(16).hex()
 
 
 def accept_correlation_id(value: str | None) -> str:

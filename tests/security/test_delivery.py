@@ -209,3 +209,19 @@ def test_the_prepared_insert_stores_what_the_orm_would(settings, audit_model, us
     stored = audit_model.objects.get(event_id=event.event_id)
     assert stored.timestamp == audit_model.objects.get(event_id=twin.event_id).timestamp
     assert stored.additional_data["context"]["name"] == "Zoë 北京"
+
+
+def test_a_batch_spans_several_insert_statements(audit_model, monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    from rail_django.security.sinks import database
+
+    monkeypatch.setattr(database, "MAX_ROWS_PER_STATEMENT", 7)
+    sink = DatabaseSink("default")
+    events = [security.build(EventType.DATA_READ, resource_id=i) for i in range(30)]
+    with CaptureQueriesContext(connection) as queries:
+        sink.write(events + events[:3])  # a retried tail: ignored, not duplicated
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 5  # 33 rows, 7 per statement
+    assert audit_model.objects.count() == 30
+    assert sorted(int(r.additional_data["resource"]["id"]) for r in audit_model.objects.all()) == list(range(30))

@@ -6,7 +6,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from rail_django.security.context import AuditContext, _current
+from rail_django.security.context import AuditContext, _current, new_correlation_id
 
 CORRELATION_HEADER = "X-Correlation-ID"
 
@@ -33,7 +33,11 @@ class SecurityContextMiddleware:
     def __call__(self, request: Any) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        ctx = AuditContext.for_request(request)
+        meta = request.META
+        if "HTTP_X_REQUEST_ID" in meta or "HTTP_X_CORRELATION_ID" in meta:
+            ctx = AuditContext.for_request(request)
+        else:  # the usual case, inlined: this runs on every request
+            ctx = AuditContext(request, new_correlation_id())
         request._rail_django_audit_context = ctx
         token = _current.set(ctx)  # the context variable itself: this runs on every request
         try:
