@@ -1,8 +1,10 @@
 """Database sink: events become ``AuditEventModel`` rows, inserted in batches.
 
-A batch is one transaction of prepared multi-row ``INSERT`` statements (up
-to :data:`MAX_ROWS_PER_STATEMENT` rows each, fewer where the database limits
-parameters): the statement and each column's conversion are worked out once
+A batch is one transaction: prepared multi-row ``INSERT`` statements on
+SQLite (up to :data:`MAX_ROWS_PER_STATEMENT` rows each), the prepared
+``INSERT`` run with ``executemany`` elsewhere (psycopg pipelines it, MySQL
+drivers rewrite it into multi-row statements). The statement and each
+column's conversion are worked out once
 per model and database vendor, and each row is built straight from the event
 (no model instance, no per-row SQL compilation), which is several times
 cheaper than ``bulk_create``. A custom ``AUDIT_EVENT_MODEL`` with fields whose
@@ -203,11 +205,15 @@ class DatabaseSink:
             with connection.cursor() as cursor:
                 cursor.execute(insert.sql, params[0])
             return
-        # Multi-row INSERTs rather than executemany: a driver releases the GIL around each statement,
-        # and with one statement per row the writer thread and the request threads would hand the
-        # GIL back and forth for every event (measured: the requests' cost, not the writer's).
-        step = insert.rows_per_statement
         with transaction.atomic(using=self.alias, savepoint=False), connection.cursor() as cursor:
+            if connection.vendor != "sqlite":
+                # psycopg pipelines executemany, MySQL drivers rewrite it into multi-row INSERTs.
+                cursor.executemany(insert.sql, params)
+                return
+            # sqlite3's executemany runs (and releases the GIL around) one statement per row: the
+            # writer thread and the request threads would hand the GIL back and forth for every
+            # event. Multi-row INSERTs do that once per statement (failed login 1.23x -> 1.19x).
+            step = insert.rows_per_statement
             for start in range(0, len(params), step):
                 chunk = params[start:start + step]
                 cursor.execute(insert.statement(len(chunk)), [value for row in chunk for value in row])
