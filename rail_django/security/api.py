@@ -17,7 +17,14 @@ from rail_django.security.context import (
     get_current_context,
 )
 from rail_django.security.delivery import dispatcher
-from rail_django.security.events import EventType, Outcome, SecurityEvent, Severity, coerce_severity
+from rail_django.security.events import (
+    DEFAULT_SEVERITIES,
+    EventType,
+    Outcome,
+    SecurityEvent,
+    Severity,
+    coerce_severity,
+)
 from rail_django.security.redaction import current_redactor
 
 logger = logging.getLogger("rail_django.audit")
@@ -99,10 +106,8 @@ class SecurityEventAPI:
         config = get_config()
         redactor = current_redactor()
         type_value = event_type.value if isinstance(event_type, EventType) else str(event_type)
-        try:
-            default_severity = EventType(type_value).default_severity
-        except ValueError:  # a project's own event type
-            default_severity = Severity.INFO
+        # EventType members are str: the table answers for their values (a project's own type: INFO).
+        default_severity = DEFAULT_SEVERITIES.get(type_value, Severity.INFO)
         outcome_value = outcome.value if isinstance(outcome, Outcome) else str(outcome).lower()
 
         ctx: AuditContext | None = context_for_request(request) if request is not None else get_current_context()

@@ -24,6 +24,8 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+from rail_django.conf import get_config
+
 #: Longest string kept in context values and error text; longer ones are cut.
 MAX_STRING_LENGTH = 4096
 #: Deepest nesting kept in context values; deeper levels become a marker.
@@ -195,8 +197,6 @@ _last_config: tuple[Any, Redactor] | None = None
 def current_redactor() -> Redactor:
     """The redactor for the current settings."""
     global _last_config
-    from rail_django.conf import get_config
-
     config = get_config()
     last = _last_config
     if last is not None and last[0] is config:  # the config object is replaced when settings change
