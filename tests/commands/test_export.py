@@ -178,18 +178,22 @@ def test_bad_flags_fail_with_one_line_and_change_nothing(audit_model, insert, ar
     assert not audit_model.objects.filter(event_type="data.export").exists()
 
 
-def test_a_failed_export_leaves_an_existing_file_untouched(audit_model, insert, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "ocsf"])
+def test_a_failed_export_leaves_an_existing_file_untouched(audit_model, insert, tmp_path, monkeypatch, fmt):
     insert(5)
     target = tmp_path / "audit.json"
     target.write_text("previous export")
     from rail_django.management.audit import export as export_module
 
-    def broken(self, row):
+    original = export_module.Writer.flush
+
+    def broken(self):
+        original(self)  # the first rows reach the temporary file, then the disk is full
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export_module.Writer, "_json_line", broken)
+    monkeypatch.setattr(export_module.Writer, "flush", broken)
     with pytest.raises(RuntimeError):
-        export("--format", "json", "--output", str(target))
+        export("--format", fmt, "--output", str(target), "--chunk-size", "2")
     assert target.read_text() == "previous export"
     assert list(tmp_path.iterdir()) == [target]  # no partial file left behind
 
