@@ -250,7 +250,7 @@ def test_filtered_output_is_the_reference_of_the_same_rows(varied_table, fmt):
     assert export_text("--format", fmt, *args) == expected
 
 
-@pytest.mark.skipif(VENDOR != "sqlite", reason="jsonb and MariaDB's JSON_VALID refuse a lone surrogate")
+@pytest.mark.sqlite_only  # jsonb and MariaDB's JSON_VALID refuse a lone surrogate
 def test_a_stored_lone_surrogate_is_written_as_before(audit_model, tmp_path):
     _insert_raw_json(audit_model)
     with connection.cursor() as cursor:
