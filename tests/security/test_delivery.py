@@ -1,5 +1,6 @@
 """The background writer: batching, back-pressure, failure reporting, fork safety."""
 
+import json
 import logging
 import os
 import threading
@@ -202,8 +203,6 @@ def test_the_prepared_insert_stores_what_the_orm_would(settings, audit_model, us
     assert audit_model.objects.count() == 2
     for column, ours, django in zip(columns, prepared, orm, strict=True):
         if column == "additional_data" and ours is not None:
-            import json
-
             ours, django = json.loads(ours), json.loads(django)  # same JSON, spacing may differ
         assert ours == django, column
     stored = audit_model.objects.get(event_id=event.event_id)
