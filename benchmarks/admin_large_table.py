@@ -114,7 +114,7 @@ def measure(repeat: int) -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    from rail_django.extensions.audit.models import AuditEventModel
+    from rail_django.models import AuditEventModel
 
     user, _ = get_user_model().objects.get_or_create(username="bench-admin", defaults={"is_staff": True, "is_superuser": True})
     client = Client()
@@ -181,7 +181,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from rail_django.extensions.audit.models import AuditEventModel
+    from rail_django.models import AuditEventModel
 
     call_command("migrate", verbosity=0)
     have = AuditEventModel.objects.count()

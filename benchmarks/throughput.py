@@ -301,7 +301,7 @@ def task_emit(args: argparse.Namespace) -> dict[str, Any]:
         stored = audit_table_count() - 1
         connections.close_all()
     finally:
-        from rail_django.security.delivery import dispatcher
+        from rail_django.delivery.dispatcher import dispatcher
 
         dispatcher.shutdown(timeout=30)
         from django.db import connections
@@ -381,7 +381,7 @@ def task_cleanup(args: argparse.Namespace) -> dict[str, Any]:
         left = audit_table_count()
         connections.close_all()
     finally:
-        from rail_django.security.delivery import dispatcher
+        from rail_django.delivery.dispatcher import dispatcher
 
         dispatcher.shutdown(timeout=30)
         from django.db import connections

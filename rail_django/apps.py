@@ -1,4 +1,4 @@
-"""App configuration: connects the auth receivers and registers the system checks."""
+"""App configuration: every hook rail-django installs is installed here, in ``ready()``."""
 
 from django.apps import AppConfig
 
@@ -13,8 +13,12 @@ class RailDjangoConfig(AppConfig):
         from django.contrib.auth import signals as auth_signals
 
         from rail_django import checks  # noqa: F401  (registers the checks)
-        from rail_django.security import receivers
+        from rail_django.alerts.sink_failure import raise_audit_failure_alert
+        from rail_django.capture import auth
+        from rail_django.delivery.dispatcher import dispatcher, install_process_hooks
 
-        auth_signals.user_logged_in.connect(receivers.on_user_logged_in, dispatch_uid="rail_django.login")
-        auth_signals.user_logged_out.connect(receivers.on_user_logged_out, dispatch_uid="rail_django.logout")
-        auth_signals.user_login_failed.connect(receivers.on_user_login_failed, dispatch_uid="rail_django.login_failed")
+        auth_signals.user_logged_in.connect(auth.on_user_logged_in, dispatch_uid="rail_django.login")
+        auth_signals.user_logged_out.connect(auth.on_user_logged_out, dispatch_uid="rail_django.logout")
+        auth_signals.user_login_failed.connect(auth.on_user_login_failed, dispatch_uid="rail_django.login_failed")
+        dispatcher.on_sink_failure = raise_audit_failure_alert
+        install_process_hooks()

@@ -21,7 +21,7 @@ from django.core.checks import CheckMessage, Error, register
 from django.core.checks import Warning as CheckWarning
 
 from rail_django.conf import DEFAULT_ALERT_THRESHOLDS, read_setting
-from rail_django.security.events import Severity
+from rail_django.events.types import Severity
 
 _BOOLEAN_SETTINGS = {
     "GRAPHQL_ENABLE_AUDIT_LOGGING": "rail_django.E001",
@@ -193,7 +193,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 @register("rail_django")
 def check_lockout(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """``AUDIT_LOCKOUT_ENABLED`` (E030) and the backend it needs first in ``AUTHENTICATION_BACKENDS`` (E031)."""
-    from rail_django.security.backends import BACKEND_PATH
+    from rail_django.alerts.lockout import BACKEND_PATH
 
     enabled = read_setting("AUDIT_LOCKOUT_ENABLED")
     if not isinstance(enabled, bool):

@@ -8,7 +8,7 @@ import socket
 import pytest
 from django.conf import settings
 
-from rail_django.security.delivery import dispatcher
+from rail_django.delivery.dispatcher import dispatcher
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _SERVERS = {"postgresql": ("127.0.0.1", 5432), "mysql": ("127.0.0.1", 3306)}
@@ -60,7 +60,7 @@ def _isolated_audit_delivery(settings, tmp_path):
 
 @pytest.fixture
 def audit_model():
-    from rail_django.extensions.audit.models import get_audit_event_model
+    from rail_django.models import get_audit_event_model
 
     return get_audit_event_model()
 

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from graphene_django.views import GraphQLView
 
-from rail_django.security.graphql import AuditGraphQLView
+from rail_django.capture.graphql import AuditGraphQLView
 from tests.testapp import views
 
 urlpatterns = [

@@ -8,16 +8,17 @@ from typing import Any
 
 from django.utils import timezone
 
-from rail_django.conf import get_config
-from rail_django.security.context import (
+from rail_django.capture.context import (
     MAX_USER_AGENT_LENGTH,
     AuditContext,
     context_for_request,
     describe_user,
     get_current_context,
 )
-from rail_django.security.delivery import dispatcher
-from rail_django.security.events import (
+from rail_django.conf import get_config
+from rail_django.delivery.dispatcher import dispatcher
+from rail_django.events.redaction import current_redactor
+from rail_django.events.types import (
     DEFAULT_SEVERITIES,
     EventType,
     Outcome,
@@ -25,7 +26,6 @@ from rail_django.security.events import (
     Severity,
     coerce_severity,
 )
-from rail_django.security.redaction import current_redactor
 
 logger = logging.getLogger("rail_django.audit")
 

@@ -1,8 +1,5 @@
-"""Signals rail-django sends."""
+"""Public path of the signals rail-django sends; they are declared in :mod:`rail_django.signals`."""
 
-from django.dispatch import Signal
+from rail_django.signals import security_alert
 
-#: Sent when an alert threshold is reached. Keyword arguments: ``event``
-#: (the ``security.alert`` :class:`~rail_django.security.events.SecurityEvent`),
-#: ``rule``, ``key``, ``count`` and ``window``.
-security_alert = Signal()
+__all__ = ["security_alert"]

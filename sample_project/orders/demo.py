@@ -24,9 +24,9 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from orders.models import Order
+from rail_django.delivery.dispatcher import dispatcher
 from rail_django.extensions.audit.models import get_audit_event_model
 from rail_django.security import EventType, Outcome, security
-from rail_django.security.delivery import dispatcher
 from rail_django.security.signals import security_alert
 
 ROLES = {

@@ -12,8 +12,8 @@ from django.core.management.base import SystemCheckError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 
-from rail_django.extensions.audit.admin import AuditEventAdmin, register_admin
-from rail_django.extensions.audit.paginator import EstimatedCountPaginator
+from rail_django.read.admin import AuditEventAdmin, register_admin
+from rail_django.read.paginator import EstimatedCountPaginator
 from tests.admin.conftest import logged_in_client, make_event, store
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,7 +66,7 @@ def test_list_shows_the_columns_newest_first(su_client, sample):
 
 def test_superuser_gets_no_add_change_or_delete_permission(superuser, rf):
     model_admin = admin.site._registry[AuditEventAdmin.model] if hasattr(AuditEventAdmin, "model") else None
-    from rail_django.extensions.audit.models import AuditEventModel
+    from rail_django.models import AuditEventModel
 
     model_admin = admin.site._registry[AuditEventModel]
     request = rf.get(LIST)
@@ -247,7 +247,7 @@ def test_setting_must_be_a_boolean():
 
 
 def test_planner_estimate_is_shown_as_about(su_client, sample, monkeypatch):
-    from rail_django.extensions.audit import paginator
+    from rail_django.read import paginator
 
     monkeypatch.setattr(paginator, "planner_estimate", lambda queryset: 123_456)
     with CaptureQueriesContext(connection) as queries:
@@ -259,7 +259,7 @@ def test_planner_estimate_is_shown_as_about(su_client, sample, monkeypatch):
 
 
 def test_wrong_small_estimate_counts_only_up_to_the_threshold(su_client, sample, monkeypatch):
-    from rail_django.extensions.audit import paginator
+    from rail_django.read import paginator
 
     monkeypatch.setattr(paginator, "planner_estimate", lambda queryset: 1)
     monkeypatch.setattr(EstimatedCountPaginator, "exact_below", 4)

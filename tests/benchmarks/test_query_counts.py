@@ -10,7 +10,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
 
-from rail_django.security import alerts, security
+from rail_django.alerts import failed_logins as alerts
+from rail_django.security import security
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from rail_django.extensions.audit.models import AppendOnlyError
+from rail_django.models import AppendOnlyError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,7 +83,7 @@ def test_nothing_to_delete_still_reports(audit_model, insert):
 
 
 def test_cleanup_keeps_the_integrity_chain_verifiable(settings, audit_model, insert):
-    from rail_django.security.integrity import seal_pending, verify_chain
+    from rail_django.integrity.chain import seal_pending, verify_chain
 
     settings.AUDIT_INTEGRITY_KEY = "cleanup-test-key-0123456789abcdef"
     insert(7, age=timedelta(days=120))

@@ -183,7 +183,7 @@ def test_a_failed_export_leaves_an_existing_file_untouched(audit_model, insert, 
     insert(5)
     target = tmp_path / "audit.json"
     target.write_text("previous export")
-    from rail_django.management.audit import export as export_module
+    from rail_django.operations import export as export_module
 
     original = export_module.Writer.flush
 

@@ -22,9 +22,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, connections, models
 from django.utils import timezone
 
-from rail_django.extensions.audit.models import allow_sealing
-from rail_django.management.audit import export as export_module
-from rail_django.management.audit.export import (
+from rail_django.models import allow_sealing
+from rail_django.operations import export as export_module
+from rail_django.operations.export import (
     Column,
     RawRows,
     filtered_events,

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from jsonschema import Draft202012Validator
 from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
-from rail_django.management.audit.ocsf import OCSF_VERSION
+from rail_django.operations.ocsf import OCSF_VERSION
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from rail_django.delivery.journal import journal_directory
 from rail_django.security import EventType, security
-from rail_django.security.journal import journal_directory
-from rail_django.security.sinks.base import event_json
+from rail_django.sinks.base import event_json
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

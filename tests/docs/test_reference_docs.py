@@ -53,10 +53,10 @@ from django.test import Client, override_settings
 from graphene_django.settings import DEFAULTS as GRAPHENE_DEFAULTS
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from rail_django.capture.middleware import SecurityContextMiddleware
 from rail_django.conf import DEFAULTS
+from rail_django.delivery.dispatcher import dispatcher
 from rail_django.security import EventType, security
-from rail_django.security.delivery import dispatcher
-from rail_django.security.middleware.context import SecurityContextMiddleware
 from tests.conftest import IN_CI
 from tests.docs.markdown_blocks import DOCS, block, blocks
 
@@ -234,7 +234,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client, override_settings
 
-from rail_django.extensions.audit.models import get_audit_event_model
+from rail_django.models import get_audit_event_model
 from rail_django.security import EventType, security
 
 call_command("migrate", verbosity=0)  # the project's own apps (auth, sessions), as an existing project has them

@@ -124,7 +124,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from rail_django.extensions.audit.models import get_audit_event_model
+from rail_django.models import get_audit_event_model
 from rail_django.security import security
 
 get_user_model().objects.create_superuser("root", "root@example.com", "root-password-123")
@@ -212,7 +212,7 @@ def test_auditors_group_block_lets_staff_read_the_trail(django_user_model):
 
 
 def test_admin_switch_block():
-    from rail_django.extensions.audit.admin import register_admin
+    from rail_django.read.admin import register_admin
 
     namespace: dict = {}
     exec(block("admin.md", "python", "AUDIT_ADMIN_ENABLED = False"), namespace)

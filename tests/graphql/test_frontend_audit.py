@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rail_django.extensions.audit.graphql import build_audit_mutation
+from rail_django.read.graphql import build_audit_mutation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -225,7 +225,7 @@ def test_nothing_is_recorded_when_audit_logging_is_off(graphql, audit_model, log
 
 
 def test_token_apis_bound_actor_counts_as_authenticated(audit_model, user):
-    from rail_django.extensions.audit.graphql import record_frontend_event
+    from rail_django.read.graphql import record_frontend_event
     from rail_django.security import bind_actor, use_context
 
     data = {"app_name": "api", "model_name": "Order", "operation": "sync", "component": "Worker"}

@@ -13,7 +13,7 @@ from django.test import RequestFactory
 from graphene_django.debug import DjangoDebugMiddleware
 from graphql.execution.middleware import MiddlewareManager
 
-from rail_django.security.graphql import GraphQLAuditMiddleware, middleware, operation
+from rail_django.capture.graphql import GraphQLAuditMiddleware, middleware, operation
 from tests.testapp.schema import schema
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,8 +7,8 @@ import gc
 import pytest
 from django.test import RequestFactory
 
+from rail_django.capture.graphql import GraphQLAuditMiddleware, middleware, mutation_event_type
 from rail_django.conf import get_graphql_config
-from rail_django.security.graphql import GraphQLAuditMiddleware, middleware, mutation_event_type
 from tests.testapp.schema import schema
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -79,7 +79,7 @@ def test_prefix_rule_reads_the_first_word(name, event_type):
 
 
 def test_a_failure_inside_the_audit_never_fails_the_request(graphql, audit_model, monkeypatch, caplog):
-    from rail_django.security.graphql import operation
+    from rail_django.capture.graphql import operation
 
     def broken(*args, **kwargs):
         raise RuntimeError("audit bug")

@@ -25,7 +25,7 @@ def main() -> None:
 
     from django.core.handlers.wsgi import WSGIHandler
 
-    from rail_django.security.sinks import DatabaseSink
+    from rail_django.sinks import DatabaseSink
 
     delay = float(os.environ.get("RAIL_DJANGO_TEST_SLOW_WRITE", "0"))
     original = DatabaseSink.write

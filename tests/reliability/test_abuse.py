@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from rail_django.capture.context import MAX_USER_AGENT_LENGTH
 from rail_django.conf import DEFAULT_REDACTION_FIELDS
+from rail_django.events.redaction import MAX_DEPTH, MAX_ITEMS, MAX_STRING_LENGTH, current_redactor
 from rail_django.security import EventType, security
-from rail_django.security.context import MAX_USER_AGENT_LENGTH
-from rail_django.security.redaction import MAX_DEPTH, MAX_ITEMS, MAX_STRING_LENGTH, current_redactor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

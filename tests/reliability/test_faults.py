@@ -23,9 +23,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import OperationalError, connection
 
+from rail_django.delivery.dispatcher import dispatcher
 from rail_django.security import security
-from rail_django.security.delivery import dispatcher
-from rail_django.security.sinks import DatabaseSink, WebhookSink
+from rail_django.sinks import DatabaseSink, WebhookSink
 from tests.conftest import server_answers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,8 +151,8 @@ def test_postgresql_refusing_connections_loses_no_event(client, settings, audit_
     settings.SECURITY_EVENT_ASYNC = True
     settings.AUDIT_STORE_IN_FILE = False
     settings.AUDIT_DATABASE_ALIAS = "audit_proxy"  # the writer reaches PostgreSQL only through the proxy
-    monkeypatch.setattr("rail_django.security.delivery.RETRY_DELAYS", (0.0,))
-    monkeypatch.setattr("rail_django.security.delivery.IDLE_CLOSE_SECONDS", 0.05)
+    monkeypatch.setattr("rail_django.delivery.dispatcher.RETRY_DELAYS", (0.0,))
+    monkeypatch.setattr("rail_django.delivery.dispatcher.IDLE_CLOSE_SECONDS", 0.05)
 
     before, failed_before = emit_through_requests(client, "/emit/", 1)
     assert security.flush(timeout=30)
@@ -190,7 +190,7 @@ def test_sqlite_locked_database_loses_no_event(client, settings, audit_model, mo
     monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.05)
     settings.SECURITY_EVENT_ASYNC = True
     settings.AUDIT_STORE_IN_FILE = False
-    monkeypatch.setattr("rail_django.security.delivery.IDLE_CLOSE_SECONDS", 0.05)
+    monkeypatch.setattr("rail_django.delivery.dispatcher.IDLE_CLOSE_SECONDS", 0.05)
     locked_errors = []
     saw_lock = threading.Event()
     original = DatabaseSink.write
@@ -397,8 +397,8 @@ def test_a_replay_racing_a_new_journal_segment_cannot_take_it(tmp_path, monkeypa
     The race is forced: the replay of "another process" runs between the creation of the new segment and
     the moment its owner locks it. The owner's events must land in a file the replay can find later.
     """
+    from rail_django.delivery import journal as journal_module
     from rail_django.security import EventType
-    from rail_django.security import journal as journal_module
 
     directory = tmp_path / "journal"
     replayed: list = []

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.core.signals import got_request_exception
 from django.test import Client
 
+from rail_django.delivery.dispatcher import dispatcher
 from rail_django.security import security
-from rail_django.security.delivery import dispatcher
 from tests.reliability.fuzz_inputs import FuzzInputs
 
 pytestmark = [pytest.mark.sqlite_only, pytest.mark.django_db(transaction=True)]

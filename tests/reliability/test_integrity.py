@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from rail_django.extensions.audit.models import allow_retention_delete
+from rail_django.integrity.chain import record_anchor, seal_pending, verify_chain
+from rail_django.models import allow_retention_delete
 from rail_django.security import EventType, security
-from rail_django.security.integrity import record_anchor, seal_pending, verify_chain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TABLE = "rail_django_auditeventmodel"
@@ -80,7 +80,7 @@ def test_back_dated_row_inserted_with_raw_sql_is_found(keyed, audit_model):
     seal_pending()
     forged = security.build(EventType.AUTH_LOGIN_SUCCESS, action="forged")
     forged.timestamp = timezone.now() - timedelta(days=30)
-    from rail_django.security.sinks.database import event_to_row
+    from rail_django.sinks.database import event_to_row
 
     row = event_to_row(audit_model, forged)
     row.save()  # as an INSERT through SQL would: no chain fields
@@ -99,7 +99,7 @@ def test_row_inserted_with_a_forged_chain_position_is_found(keyed, audit_model):
     _sql(f"DELETE FROM {TABLE} WHERE id = %s", [original.id])
     forged = security.build(EventType.DATA_UPDATE, context={"n": 1, "amount": "changed"})
     forged.timestamp = original.timestamp
-    from rail_django.security.sinks.database import event_to_row
+    from rail_django.sinks.database import event_to_row
 
     row = event_to_row(audit_model, forged)
     row.chain_sequence, row.chain_hash = 2, original.chain_hash
@@ -142,7 +142,7 @@ def test_background_writer_seals_without_being_asked(keyed, settings, audit_mode
 
 
 def test_sealing_is_the_only_update_the_model_allows(keyed, audit_model):
-    from rail_django.extensions.audit.models import AppendOnlyError
+    from rail_django.models import AppendOnlyError
 
     _emit(1)
     row = audit_model.objects.get()

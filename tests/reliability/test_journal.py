@@ -13,9 +13,9 @@ import pytest
 import requests
 from django.db import connection
 
+from rail_django.delivery.dispatcher import dispatcher
 from rail_django.security import EventType, security
-from rail_django.security.delivery import dispatcher
-from rail_django.security.sinks import DatabaseSink
+from rail_django.sinks import DatabaseSink
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REPO = Path(__file__).resolve().parents[2]
@@ -70,8 +70,8 @@ def test_sigkill_loses_no_event_whose_request_got_a_response(journaled, audit_mo
 def test_events_refused_by_a_down_database_are_spooled_and_delivered_when_it_returns(
     journaled, audit_model, monkeypatch
 ):
-    monkeypatch.setattr("rail_django.security.delivery.RETRY_DELAYS", (0.0,))
-    monkeypatch.setattr("rail_django.security.delivery.IDLE_CLOSE_SECONDS", 0.05)
+    monkeypatch.setattr("rail_django.delivery.dispatcher.RETRY_DELAYS", (0.0,))
+    monkeypatch.setattr("rail_django.delivery.dispatcher.IDLE_CLOSE_SECONDS", 0.05)
     database_up = False
     original = DatabaseSink.write
 
@@ -109,8 +109,8 @@ def test_the_journal_is_emptied_once_events_are_stored(journaled, audit_model):
 
 
 def test_a_torn_last_line_is_skipped_on_replay(journaled, audit_model, tmp_path):
-    from rail_django.security.journal import replay_orphans
-    from rail_django.security.sinks.base import event_json
+    from rail_django.delivery.journal import replay_orphans
+    from rail_django.sinks.base import event_json
 
     journaled.mkdir(parents=True)
     good = security.build(EventType.DATA_READ, action="whole line")
@@ -121,8 +121,8 @@ def test_a_torn_last_line_is_skipped_on_replay(journaled, audit_model, tmp_path)
 
 
 def test_an_event_the_database_refuses_for_good_does_not_block_the_spool(journaled, audit_model, monkeypatch):
-    monkeypatch.setattr("rail_django.security.delivery.RETRY_DELAYS", (0.0,))
-    monkeypatch.setattr("rail_django.security.delivery.IDLE_CLOSE_SECONDS", 0.05)
+    monkeypatch.setattr("rail_django.delivery.dispatcher.RETRY_DELAYS", (0.0,))
+    monkeypatch.setattr("rail_django.delivery.dispatcher.IDLE_CLOSE_SECONDS", 0.05)
     state = {"up": False}
     original = DatabaseSink.write
 

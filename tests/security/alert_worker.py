@@ -17,7 +17,7 @@ def main(ip: str, count: int, name: str) -> None:
     from django.test import Client
 
     from rail_django.security import security
-    from rail_django.security.signals import security_alert
+    from rail_django.signals import security_alert
 
     received = []
     security_alert.connect(lambda sender, **kw: received.append(kw["rule"]), weak=False)

@@ -20,8 +20,8 @@ from django.core.checks import run_checks
 from django.db import connection
 from django.test import override_settings
 
-from rail_django.security import alerts
-from rail_django.security.signals import security_alert
+from rail_django.alerts import failed_logins as alerts
+from rail_django.signals import security_alert
 from tests.conftest import require_server
 
 pytestmark = pytest.mark.django_db(transaction=True)

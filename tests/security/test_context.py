@@ -6,9 +6,9 @@ import pytest
 from django.db import connections
 from django.test import override_settings
 
+from rail_django.capture.client_ip import resolve_client_ip
+from rail_django.capture.context import accept_correlation_id, get_current_context
 from rail_django.security import EventType, bind_actor, capture_context, propagate, security, use_context
-from rail_django.security.client_ip import resolve_client_ip
-from rail_django.security.context import accept_correlation_id, get_current_context
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

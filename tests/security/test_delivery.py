@@ -9,7 +9,7 @@ import pytest
 from django.db import connection, connections
 
 from rail_django.security import EventType, security
-from rail_django.security.sinks import DatabaseSink
+from rail_django.sinks import DatabaseSink
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -106,7 +106,7 @@ def test_request_succeeds_when_every_sink_fails(client, settings, monkeypatch, c
         raise ConnectionError("database is down")
 
     monkeypatch.setattr(DatabaseSink, "write", down)
-    monkeypatch.setattr("rail_django.security.delivery.RETRY_DELAYS", (0.0,))
+    monkeypatch.setattr("rail_django.delivery.dispatcher.RETRY_DELAYS", (0.0,))
     with caplog.at_level(logging.ERROR, logger="rail_django.audit"):
         assert client.get("/emit/").status_code == 200
         assert security.flush(timeout=30)
@@ -136,7 +136,7 @@ def test_writer_is_fork_safe(async_delivery, audit_model):
 
 
 def test_a_failing_sink_raises_one_alert_per_incident(settings, audit_model, tmp_path):
-    from rail_django.security.signals import security_alert
+    from rail_django.signals import security_alert
 
     settings.SECURITY_EVENT_ASYNC = False
     blocked = tmp_path / "blocked"
@@ -179,7 +179,7 @@ def test_the_prepared_insert_stores_what_the_orm_would(settings, audit_model, us
     import copy
     import uuid
 
-    from rail_django.security.sinks.database import event_to_row
+    from rail_django.sinks.database import event_to_row
 
     settings.USE_TZ = use_tz
     event = security.build(
@@ -213,7 +213,7 @@ def test_the_prepared_insert_stores_what_the_orm_would(settings, audit_model, us
 def test_a_batch_spans_several_insert_statements(audit_model, monkeypatch):
     from django.test.utils import CaptureQueriesContext
 
-    from rail_django.security.sinks import database
+    from rail_django.sinks import database
 
     monkeypatch.setattr(database, "MAX_ROWS_PER_STATEMENT", 7)
     sink = DatabaseSink("default")

@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 from django.test import override_settings
 
-from rail_django.extensions.audit.models import AppendOnlyError, allow_retention_delete, get_audit_event_model
+from rail_django.models import AppendOnlyError, allow_retention_delete, get_audit_event_model
 from rail_django.security import EventType, Outcome, Severity, security
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +48,7 @@ def test_documented_orm_query_snippet_works_verbatim(audit_model):
 def test_event_ids_are_unique_time_ordered_version_7_uuids():
     import time
 
-    from rail_django.security.events import _uuid7
+    from rail_django.events.types import _uuid7
 
     ids = []
     for _ in range(3):

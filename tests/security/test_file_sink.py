@@ -7,7 +7,7 @@ import os
 import pytest
 
 from rail_django.security import EventType, security
-from rail_django.security.sinks import FileSink
+from rail_django.sinks import FileSink
 
 pytestmark = pytest.mark.sqlite_only  # no database involved
 
@@ -72,7 +72,7 @@ def test_newlines_and_control_characters_cannot_forge_a_line(tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_an_event_is_encoded_once_for_the_journal_and_the_file(settings, tmp_path, monkeypatch):
-    from rail_django.security.events import SecurityEvent
+    from rail_django.events.types import SecurityEvent
 
     settings.SECURITY_EVENT_ASYNC = True  # journal on the request thread, file line in the writer
     settings.AUDIT_LOG_FILE = tmp_path / "audit.log"
@@ -95,7 +95,7 @@ def test_an_event_is_encoded_once_for_the_journal_and_the_file(settings, tmp_pat
     ids=["ascii", "unicode-and-line-breaks", "huge-integer"],
 )
 def test_the_line_is_the_json_of_to_dict_on_one_line(context):
-    from rail_django.security.sinks.base import event_json, event_line
+    from rail_django.sinks.base import event_json, event_line
 
     event = security.build(EventType.DATA_READ, action="read", context=context, risk_score=0.7, resource_id=42)
     line = event_line(event)

@@ -5,8 +5,8 @@ import json
 import pytest
 from django.test import override_settings
 
+from rail_django.events.redaction import MAX_STRING_LENGTH, Redactor, redact
 from rail_django.security import EventType, security
-from rail_django.security.redaction import MAX_STRING_LENGTH, Redactor, redact
 
 MASK = "***REDACTED***"
 

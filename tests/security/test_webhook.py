@@ -112,8 +112,8 @@ def test_a_500_is_retried_with_the_same_message_id(receiver):
 def test_undeliverable_event_is_counted_and_logged(receiver, settings, caplog):
     settings.AUDIT_WEBHOOK_MAX_RETRIES = 2
     receiver.statuses = [500, 500, 500]
-    from rail_django.security.delivery import dispatcher
-    from rail_django.security.sinks import WebhookSink
+    from rail_django.delivery.dispatcher import dispatcher
+    from rail_django.sinks import WebhookSink
 
     with caplog.at_level(logging.ERROR, logger="rail_django.audit"):
         security.emit(EventType.SECURITY_ALERT)

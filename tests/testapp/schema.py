@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from graphene_django.constants import MUTATION_ERRORS_FLAG
 
-from rail_django.extensions.audit.graphql import AuditMutation, AuditQuery
+from rail_django.read.graphql import AuditMutation, AuditQuery
 
 
 class Part(graphene.ObjectType):

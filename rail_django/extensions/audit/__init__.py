@@ -1,1 +1,4 @@
-"""The audit extension: the stored event model, its GraphQL API, admin and dashboard."""
+"""Public paths of the stored model and the GraphQL read API (``.models``, ``.graphql``, ``.admin``).
+
+The code lives in :mod:`rail_django.models` and :mod:`rail_django.read`.
+"""

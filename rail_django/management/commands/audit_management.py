@@ -16,11 +16,11 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from rail_django.management.audit.cleanup import DEFAULT_BATCH_SIZE, run_cleanup
-from rail_django.management.audit.export import DEFAULT_CHUNK_SIZE, FORMATS, run_export
-from rail_django.management.audit.integrity import run_replay, run_verify
-from rail_django.management.audit.summary import build_summary, render_text
 from rail_django.management.base import AuditCommand, OneLineErrorParser, positive_int
+from rail_django.operations.cleanup import DEFAULT_BATCH_SIZE, run_cleanup
+from rail_django.operations.export import DEFAULT_CHUNK_SIZE, FORMATS, run_export
+from rail_django.operations.integrity import run_replay, run_verify
+from rail_django.operations.summary import build_summary, render_text
 
 
 class Command(AuditCommand):

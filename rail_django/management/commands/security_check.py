@@ -1,7 +1,7 @@
 """``manage.py security_check [--verbose] [--format text|json]``: is this deployment's audit trail sound?
 
 Runs Django's ``check --deploy`` and rail-django's audit checks
-(:mod:`rail_django.management.deploy_checks`). Exits 0 when nothing is
+(:mod:`rail_django.operations.deploy_checks`). Exits 0 when nothing is
 critical, 1 otherwise. The JSON form is documented in ``docs/commands.md``.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from rail_django.management.base import AuditCommand
-from rail_django.management.deploy_checks import SEVERITIES, Finding, run_security_checks
+from rail_django.operations.deploy_checks import SEVERITIES, Finding, run_security_checks
 
 
 def report(findings: list[Finding]) -> dict[str, Any]:

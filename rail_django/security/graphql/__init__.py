@@ -1,14 +1,8 @@
-"""GraphQL auditing: ``GraphQLAuditMiddleware`` (one event per operation) and ``AuditGraphQLView``.
-
-``GRAPHENE = {"MIDDLEWARE": ["rail_django.security.graphql.GraphQLAuditMiddleware"]}``
-is all a project needs; ``AuditGraphQLView`` (a drop-in ``GraphQLView``)
-adds ``query.validation.failed`` events for operations that never execute.
-"""
+"""Public path of the GraphQL capture (``GRAPHENE["MIDDLEWARE"]``); the code lives in :mod:`rail_django.capture.graphql`."""
 
 from typing import Any
 
-from rail_django.security.graphql.middleware import GraphQLAuditMiddleware
-from rail_django.security.graphql.operation import mutation_event_type
+from rail_django.capture.graphql import GraphQLAuditMiddleware, mutation_event_type
 
 __all__ = ["AuditGraphQLView", "GraphQLAuditMiddleware", "mutation_event_type", "record_validation_failure"]
 
@@ -16,7 +10,7 @@ __all__ = ["AuditGraphQLView", "GraphQLAuditMiddleware", "mutation_event_type", 
 def __getattr__(name: str) -> Any:
     # The view imports graphene-django's view machinery: load it only when asked for.
     if name in ("AuditGraphQLView", "record_validation_failure"):
-        from rail_django.security.graphql import views
+        from rail_django.capture.graphql import views
 
         return getattr(views, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Public path of :class:`~rail_django.capture.middleware.SecurityContextMiddleware` (``.context``)."""

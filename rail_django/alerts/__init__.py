@@ -1,0 +1,1 @@
+"""Failed-login counting, threshold alerts and the lockout backend."""

@@ -1,0 +1,59 @@
+"""``SecurityContextMiddleware``: captures each request's audit context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+from rail_django.capture.context import AuditContext, _current, new_correlation_id
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+class SecurityContextMiddleware:
+    """Puts the request in a context variable for the events emitted while it runs.
+
+    Only cheap facts are taken here (a reference to the request and a
+    correlation id); the actor, client IP and session are read when an event
+    is emitted, so the middleware may sit anywhere in ``MIDDLEWARE``. The
+    correlation id (a well-formed ``X-Request-ID`` / ``X-Correlation-ID``, or
+    a new one) is echoed in the ``X-Correlation-ID`` response header.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        meta = request.META
+        if "HTTP_X_REQUEST_ID" in meta or "HTTP_X_CORRELATION_ID" in meta:
+            ctx = AuditContext.for_request(request)
+        else:  # the usual case, inlined: this runs on every request
+            ctx = AuditContext(request, new_correlation_id())
+        request._rail_django_audit_context = ctx
+        token = _current.set(ctx)  # the context variable itself: this runs on every request
+        try:
+            response = self.get_response(request)
+        finally:
+            _current.reset(token)
+        response[CORRELATION_HEADER] = ctx.correlation_id
+        return response
+
+    async def __acall__(self, request: Any) -> Any:
+        ctx = AuditContext.for_request(request)
+        request._rail_django_audit_context = ctx
+        token = _current.set(ctx)
+        try:
+            response = await self.get_response(request)
+        finally:
+            _current.reset(token)
+        response[CORRELATION_HEADER] = ctx.correlation_id
+        return response

@@ -1,0 +1,1 @@
+"""Tamper evidence: sealing events into a keyed hash chain and verifying it."""

@@ -1,0 +1,72 @@
+"""Helpers the ``audit_management`` verbs share: the stored events, time ranges, who ran the command."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import CommandError
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from rail_django.conf import get_config
+from rail_django.models import get_audit_event_model
+
+
+def stored_events() -> QuerySet:
+    """Every stored event, on the audit database (``AUDIT_DATABASE_ALIAS``)."""
+    return get_audit_event_model()._default_manager.using(get_config().database_alias)
+
+
+def now() -> datetime:
+    return timezone.now()
+
+
+def as_stored(moment: datetime) -> datetime:
+    """``moment`` in the form the timestamp column compares with (aware under ``USE_TZ``)."""
+    if settings.USE_TZ and timezone.is_naive(moment):
+        return timezone.make_aware(moment)
+    if not settings.USE_TZ and timezone.is_aware(moment):
+        return timezone.make_naive(moment)
+    return moment
+
+
+def parse_moment(text: str, flag: str) -> datetime:
+    """An ISO 8601 date or date-time; naive values are in ``TIME_ZONE``. Bad text is a ``CommandError``."""
+    try:
+        moment = parse_datetime(text)
+        if moment is None:
+            day = parse_date(text)
+            moment = datetime(day.year, day.month, day.day) if day else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise CommandError(f"{flag} {text!r} is not an ISO 8601 date or date-time (e.g. 2026-01-31 or 2026-01-31T08:00:00Z)")
+    return as_stored(moment)
+
+
+def time_range(days: int | None, since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """``(start, end)`` from ``--days`` or ``--since``/``--until``; start inclusive, end exclusive."""
+    if days is not None and (since or until):
+        raise CommandError("use either --days or --since/--until, not both")
+    if days is not None:
+        return now() - timedelta(days=days), None
+    start = parse_moment(since, "--since") if since else None
+    end = parse_moment(until, "--until") if until else None
+    if start and end and start >= end:
+        raise CommandError(f"--since ({since}) must be before --until ({until})")
+    return start, end
+
+
+def invoked_by() -> dict[str, Any]:
+    """Who ran the command: operating-system user, host and process."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return {"os_user": user, "host": socket.gethostname(), "pid": os.getpid()}
