@@ -141,9 +141,9 @@ class Redactor:
         self.fields = tuple(f.lower() for f in fields if f)
         self.mask = mask
         self._matches_key = _KeyMatcher(self.fields)
+        # Its own pass, run only on text holding "://" (the main scan would take "postgres:" as a key).
+        self._url_password = re.compile(_URL_PASSWORD, re.IGNORECASE)
         parts = [
-            # First: at "postgres://app:pw@db" the key=value alternative would take "postgres:".
-            _URL_PASSWORD,
             # key=value, key: value, "key": "value". The key is a whole token,
             # taken at once (a lookahead and its backreference: no backtracking,
             # so the scan stays linear on hostile input, and a long key such as
@@ -161,6 +161,7 @@ class Redactor:
         self._sensitive_keys: dict[str, bool] = {}
 
     def is_sensitive_key(self, key: Any) -> bool:
+        """Whether ``key`` names a secret: a configured word inside it, case and separators ignored."""
         name = str(key)
         known = self._sensitive_keys.get(name)
         if known is None:
@@ -184,13 +185,13 @@ class Redactor:
             text = _SURROGATE.sub("\ufffd", text)
         if not _may_hold_secret(text):
             return text
+        if "://" in text:
+            text = self._url_password.sub(lambda m: f"{m.group('url')}{self.mask}@", text)
         out: list[str] = []
         pos = 0
         search = self._text_pattern.search
         while (match := search(text, pos)) is not None:
-            if match.group("url"):
-                out += (text[pos:match.end("url")], self.mask, "@")
-            elif match.group("jwt"):
+            if match.group("jwt"):
                 out += (text[pos:match.start()], self.mask)
             elif match.group("scheme"):
                 out += (text[pos:match.end("scheme")], self.mask)
