@@ -28,6 +28,17 @@ DEFAULT_REDACTION_FIELDS: tuple[str, ...] = (
     "ssn",
     "credit_card",
     "cvv",
+    # Beyond the contract's list: more spellings of the same secrets.
+    "passwd",
+    "passphrase",
+    "passcode",
+    "pwd",
+    "card_number",
+    "cvc",
+    # "=": whole key segments only (pin_code, userPin; not shipping, passenger, footprint).
+    "=pin",
+    "=pass",
+    "=otp",
 )
 
 DEFAULT_ALERT_THRESHOLDS: dict[str, int] = {

@@ -36,6 +36,7 @@ import logging
 import math
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -79,10 +80,18 @@ _refused: ContextVar[Lockout | None] = ContextVar("rail_django_login_lockout", d
 
 
 def normalise_username(username: str | None) -> str | None:
-    """The per-user counter key: stripped and case-folded, so ``Alice`` and ``alice`` count together."""
+    """The per-user counter key: one spelling per username, so its variants count together.
+
+    Unicode compatibility forms are folded (NFKC: fullwidth ``ｂｏｂ`` is
+    ``bob``), then case (``casefold``: ``BOB``, ``bOb``), then surrounding
+    whitespace is dropped (``" bob"``, an ideographic space). Django's login
+    form applies NFKC itself; logins that call ``authenticate()`` directly
+    (APIs, GraphQL mutations) may not.
+    """
     if username is None:
         return None
-    value = str(username).strip().casefold()
+    # NFKC again after casefold: folding can produce a sequence NFKC composes differently.
+    value = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", str(username)).casefold()).strip()
     return value or None
 
 

@@ -3,12 +3,18 @@
 Two passes share one configuration (``AUDIT_REDACTION_FIELDS`` and
 ``AUDIT_REDACTION_MASK``):
 
-* keys: any mapping key containing a configured word (case-insensitive
-  substring) has its value replaced by the mask, at any depth of dicts,
-  lists and tuples;
+* keys: any mapping key containing a configured word has its value replaced
+  by the mask, at any depth of dicts, lists and tuples. Case and separators
+  are ignored on both sides (``credit_card`` masks ``creditCard``,
+  ``credit-card`` and ``CREDITCARD``), so every key the plain
+  case-insensitive substring rule matches is still matched. A word written
+  ``=word`` matches only whole parts of a key (``=pin`` masks ``pin``,
+  ``user_pin``, ``pinCode``, not ``shipping``): short words that would
+  otherwise hide ordinary data;
 * text: inside free text (error messages, string values) only the secret part
-  of ``password=...``, ``token: ...``, ``Authorization: Bearer ...`` or a
-  JWT-shaped string is masked, so the rest of the message stays evidence.
+  of ``password=...``, ``token: ...``, ``Authorization: Bearer ...``, the
+  password of a URL (``postgres://app:PASS@db``) or a JWT-shaped string is
+  masked, so the rest of the message stays evidence.
 
 The same pass makes values JSON-safe (unknown objects are stringified) and
 bounds their size, so one hostile value cannot bloat a row.
@@ -56,6 +62,62 @@ def _as_text(value: Any) -> str:
 #: Most distinct mapping keys whose verdict a redactor remembers.
 _KEY_CACHE_SIZE = 4096
 
+#: A configured word starting with this matches whole key segments only.
+SEGMENT_MARKER = "="
+# Separators (anything but letters and digits) are ignored when keys are compared.
+_SEPARATORS = re.compile(r"[\W_]+")
+# The parts of a key: "userPIN_code2" -> user, PIN, code, 2; "OTPCode" -> OTP, Code. Each
+# alternative is a run of one character class, so the scan is linear.
+_SEGMENT = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^\W\d_]+")
+# A URL's password: scheme://user:PASSWORD@host. The scheme starts a run (the lookbehind), so
+# a long run of letters is scanned once, not once per letter.
+_URL_PASSWORD = r"(?P<url>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\"'<>]*:)(?P<urlpass>[^\s/?#@\"'<>]+)@"
+
+
+def _flat(text: str) -> str:
+    """``text`` lower-cased without separators: ``Credit-Card`` -> ``creditcard``."""
+    return _SEPARATORS.sub("", text.lower())
+
+
+def _segments(text: str) -> tuple[str, ...]:
+    """The lower-cased parts of a key, split at separators, case changes and digits."""
+    return tuple(part.lower() for part in _SEGMENT.findall(text))
+
+
+class _KeyMatcher:
+    """Decides whether a mapping key (or a ``key=value`` name in text) names a secret."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        substrings, raw, segment_words = set(), set(), set()
+        for word in words:
+            if word.startswith(SEGMENT_MARKER):
+                parts = _segments(word[len(SEGMENT_MARKER):])
+                if parts:
+                    segment_words.add(parts)
+            elif flat := _flat(word):
+                substrings.add(flat)
+            else:  # only separators ("__"): compared as written
+                raw.add(word.lower())
+        self._substrings = tuple(sorted(substrings))
+        self._raw = tuple(sorted(raw))
+        self._segment_words = tuple(sorted(segment_words))
+
+    def __call__(self, name: str) -> bool:
+        lowered = name.lower()
+        flat = _SEPARATORS.sub("", lowered)
+        if any(word in flat for word in self._substrings) or any(word in lowered for word in self._raw):
+            return True
+        # Split the key only when a whole-segment word occurs in it at all (rare).
+        candidates = [parts for parts in self._segment_words if "".join(parts) in flat]
+        if not candidates:
+            return False
+        segments = _segments(name)
+        return any(
+            segments[start:start + len(parts)] == parts
+            for parts in candidates
+            for start in range(len(segments) - len(parts) + 1)
+        )
+
 
 def _may_hold_secret(text: str) -> bool:
     """False only when the text pattern cannot match ``text``, so the scan can be skipped.
@@ -78,6 +140,9 @@ class Redactor:
     def __init__(self, fields: Iterable[str], mask: str) -> None:
         self.fields = tuple(f.lower() for f in fields if f)
         self.mask = mask
+        self._matches_key = _KeyMatcher(self.fields)
+        # Its own pass, run only on text holding "://" (the main scan would take "postgres:" as a key).
+        self._url_password = re.compile(_URL_PASSWORD, re.IGNORECASE)
         parts = [
             # key=value, key: value, "key": "value". The key is a whole token,
             # taken at once (a lookahead and its backreference: no backtracking,
@@ -96,11 +161,11 @@ class Redactor:
         self._sensitive_keys: dict[str, bool] = {}
 
     def is_sensitive_key(self, key: Any) -> bool:
+        """Whether ``key`` names a secret: a configured word inside it, case and separators ignored."""
         name = str(key)
         known = self._sensitive_keys.get(name)
         if known is None:
-            lowered = name.lower()
-            known = any(f in lowered for f in self.fields)
+            known = self._matches_key(name)
             if len(self._sensitive_keys) < _KEY_CACHE_SIZE and len(name) <= MAX_KEY_LENGTH:  # keys repeat
                 self._sensitive_keys[name] = known
         return known
@@ -120,6 +185,8 @@ class Redactor:
             text = _SURROGATE.sub("\ufffd", text)
         if not _may_hold_secret(text):
             return text
+        if "://" in text:
+            text = self._url_password.sub(lambda m: f"{m.group('url')}{self.mask}@", text)
         out: list[str] = []
         pos = 0
         search = self._text_pattern.search

@@ -1,4 +1,5 @@
-"""Helpers the ``audit_management`` verbs share: the stored events, time ranges, who ran the command."""
+"""Helpers the ``audit_management`` verbs share: the stored events, time ranges, who ran the command,
+and :func:`printable` for every text a command writes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,31 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from rail_django.conf import get_config
 from rail_django.models import get_audit_event_model
+
+
+def _escapes() -> dict[int, str]:
+    # C0 controls, DEL, C1 controls (NEL U+0085 included), the line and paragraph separators
+    # and the bidirectional marks, embeddings, overrides and isolates (which reorder what a
+    # terminal shows).
+    codes = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, 0x200E, 0x200F, 0x061C,
+             *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    named = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+    return {code: named.get(code) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}") for code in codes}
+
+
+_ESCAPES = _escapes()
+
+
+def printable(value: Any) -> str:
+    """``value`` as inert text for a terminal or a text report: one line, no control sequence.
+
+    Stored events hold attacker-chosen text (an attempted username, a user
+    agent). Written raw, ``\\x1b[2J`` clears the operator's screen and a
+    newline forges a line of the report; here each control character becomes
+    a visible escape (``\\x1b``, ``\\n``, ``\\u2028``). Every text output of
+    rail-django's commands passes stored or external text through this.
+    """
+    return str(value).translate(_ESCAPES)
 
 
 def stored_events() -> QuerySet:

@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count, Q
 from django.db.models.functions import TruncHour
 
-from rail_django.operations.common import now, stored_events
+from rail_django.operations.common import now, printable, stored_events
 
 LOGIN_FAILURE = "auth.login.failure"
 LOGIN_SUCCESS = "auth.login.success"
@@ -91,21 +91,26 @@ def build_summary(hours: int = 24) -> dict[str, Any]:
 
 
 def render_text(summary: dict[str, Any]) -> str:
-    """The summary for a terminal, with a small per-hour histogram."""
+    """The summary for a terminal, with a small per-hour histogram.
+
+    Every stored value (event types, rules, IPs, attempted usernames) goes
+    through :func:`~rail_django.operations.common.printable`: an attempted
+    username is whatever an anonymous client typed, escape sequences included.
+    """
     lines = [
         f"Audit events in the last {summary['window']['hours']} h (since {summary['window']['since']}): {summary['total']}",
         "",
         "Logins: {succeeded} succeeded, {failed} failed, {blocked} blocked".format(**summary["logins"]),
         f"Alerts raised: {summary['alerts']['total']}"
-        + "".join(f"\n  {rule}: {n}" for rule, n in summary["alerts"]["by_rule"].items()),
+        + "".join(f"\n  {printable(rule)}: {n}" for rule, n in summary["alerts"]["by_rule"].items()),
     ]
     for title, key in (("By type", "by_type"), ("By severity", "by_severity"), ("By outcome", "by_outcome")):
-        lines += ["", f"{title}:"] + [f"  {name:<32} {n:>8}" for name, n in summary[key].items()]
+        lines += ["", f"{title}:"] + [f"  {printable(name):<32} {n:>8}" for name, n in summary[key].items()]
     for title, key, label in (
         ("Top source IPs of failed logins", "top_failed_login_ips", "ip"),
         ("Top targeted usernames", "top_targeted_usernames", "username"),
     ):
-        lines += ["", f"{title}:"] + [f"  {row[label]:<32} {row['count']:>8}" for row in summary[key]]
+        lines += ["", f"{title}:"] + [f"  {printable(row[label]):<32} {row['count']:>8}" for row in summary[key]]
         if not summary[key]:
             lines.append("  (none)")
     if summary["hourly"]:

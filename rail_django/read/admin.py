@@ -8,7 +8,10 @@ the dashboard.
 The list is built for large tables: no full ``COUNT(*)`` (an estimate from
 the PostgreSQL planner, see :mod:`~rail_django.read.paginator`),
 filters from a fixed vocabulary, exact-match search on indexed columns, and
-sorting only by time.
+sorting only by time. The query string accepts the documented filters only
+(:data:`FILTER_PARAMETERS`): Django's admin would otherwise apply any field
+lookup it is given (``?user_agent__regex=(`` is a database error,
+``?additional_data__contains=x`` a full scan or an error on SQLite).
 
 Registration is done by ``rail_django/admin.py`` through :func:`register_admin`
 unless ``AUDIT_ADMIN_ENABLED = False``.
@@ -20,8 +23,10 @@ import ipaddress
 import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import DateFieldListFilter
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
@@ -36,6 +41,27 @@ from rail_django.read.dashboard import LOGIN_FAILURE
 from rail_django.read.paginator import EstimatedCountPaginator
 
 MAX_SEARCH_TERM = 255
+
+#: The query-string parameters of the list's filters (docs/admin.md); any other lookup is refused.
+FILTER_PARAMETERS = frozenset({
+    "window", "event_type", "severity", "outcome", "timestamp__gte", "timestamp__lt",
+    "client_ip", "correlation_id", "username", "attempted",
+})
+
+
+class AuditChangeList(ChangeList):
+    """Django's change list, refusing a lookup its admin does not allow with the "invalid filter" redirect.
+
+    Django itself answers a disallowed lookup with a 400 page
+    (``DisallowedModelAdminLookup``); a mistyped or crafted link deserves the
+    same treatment as a malformed filter value instead.
+    """
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        for key, values in self.get_filters_params().items():
+            if not all(self.model_admin.lookup_allowed(key, value, request) for value in values):
+                raise IncorrectLookupParameters(f"There is no filter named {key[:40]!r}.")
+        return super().get_filters(request)
 
 
 def changelist_url(model_admin: admin.ModelAdmin, **params: Any) -> str:
@@ -98,6 +124,22 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    # -- filters: the documented ones only ---------------------------------------------
+    def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest | None = None) -> bool:
+        return lookup in FILTER_PARAMETERS
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return AuditChangeList
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        try:
+            return super().get_changelist_instance(request)
+        except IncorrectLookupParameters as exc:
+            # Django redirects to the unfiltered list (?e=1); say why there.
+            reason = Truncator(str(exc)).chars(160)
+            self.message_user(request, f"Invalid filter ({reason}): the list shows every event.", messages.WARNING, fail_silently=True)
+            raise
 
     # -- search: exact matches on indexed columns -------------------------------------
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:

@@ -49,6 +49,7 @@ AUDIT_LOG_FILE = Path(os.environ["RAIL_CHECK_LOG_DIR"]) / "audit.log"
 AUDIT_WEBHOOK_URL = "https://siem.example.com/ingest"
 AUDIT_WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 AUDIT_RETENTION_DAYS = 365
+AUDIT_INTEGRITY_KEY = "r8ii_0tzjjwr(ugu5#_-meye)qj$&#dz-2ipyu-xq*izw4b_-6"  # test only
 AUDIT_LOCKOUT_ENABLED = True
 AUTHENTICATION_BACKENDS = [
     "rail_django.security.backends.LockoutBackend",

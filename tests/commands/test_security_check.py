@@ -50,7 +50,7 @@ def test_a_bad_deployment_fails_with_its_findings(tmp_path):
     }
     for warning in ("audit.alerts.cache", "audit.alerts.thresholds", "audit.proxies", "audit.retention",
                     "audit.webhook.https", "audit.webhook.signed", "graphql.graphiql", "graphql.introspection",
-                    "security.W001"):
+                    "security.W001", "audit.integrity"):
         assert found[warning] == "warning", warning
     assert document["counts"]["critical"] == 5
     assert sum(document["counts"].values()) == len(document["findings"])
@@ -69,15 +69,15 @@ def test_a_good_deployment_passes_with_every_check_ok(tmp_path):
     result = _run("tests.commands.settings_good", "security_check", "--verbose", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[-1] == "PASS: 0 critical, 0 warning, 0 info, 12 ok"
+    assert lines[-1] == "PASS: 0 critical, 0 warning, 0 info, 13 ok"
     for check in ("django.check_deploy", "django.debug", "django.secret_key", "graphql.endpoints", "audit.enabled",
                   "audit.database", "audit.file", "audit.webhook", "audit.retention", "audit.alerts.thresholds",
-                  "audit.alerts.cache", "audit.proxies"):
+                  "audit.alerts.cache", "audit.proxies", "audit.integrity"):
         assert any(line.startswith("OK") and f" {check}: " in line for line in lines), check
 
     as_json = json.loads(_run("tests.commands.settings_good", "security_check", "--format", "json", env=env).stdout)
     assert as_json["status"] == "pass"
-    assert as_json["counts"] == {"ok": 12, "info": 0, "warning": 0, "critical": 0}
+    assert as_json["counts"] == {"ok": 13, "info": 0, "warning": 0, "critical": 0}
 
 
 # -- in process, one check at a time -------------------------------------------------------
@@ -215,6 +215,65 @@ def test_rail_django_setting_errors_are_critical_findings(settings):
     document = check()[0]
     assert _severity(document, "rail_django.E008") == "critical"
     assert document["status"] == "fail"
+
+
+def _finding(document, finding_id):
+    return next(f for f in document["findings"] if f["id"] == finding_id)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sample-project-demo-key-not-secret-" + "0" * 20,  # the sample project's key, public in this repository
+        "q7#Lm2!vX9@kR4$demo$tY8^wB3&nC6*eF1(gH5)jK0_uP-sD",  # long and varied, but says what it is
+        "django-insecure-k9$Vq2!mZ7@xL4#pR8^tW1&yB6*nC3(eF5)gH0",
+        "CHANGE_ME-k9$Vq2!mZ7@xL4#pR8^tW1&yB6*nC3(eF5)gH0_jK-uM",
+        "k9$Vq2!mZ7@xL4#pR8^tW1&yB6*nC3(eF5)gH0_jK-uM+sD=aQ-Insecure",
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_published_or_placeholder_secret_key_is_critical(settings, key):
+    settings.SECRET_KEY = key
+    document, text = check()
+    finding = _finding(document, "django.secret_key")
+    assert finding["severity"] == "critical" and document["status"] == "fail"
+    assert "long and random-looking" not in text and "not a known sample value" not in text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_random_secret_key_is_ok_and_a_published_fallback_is_flagged(settings):
+    settings.SECRET_KEY = "r8ii_0tzjjwr(ugu5#_-meye)qj$&#dz-2ipyu-xq*izw4b_-6"
+    assert _severity(check()[0], "django.secret_key") == "ok"
+    settings.SECRET_KEY_FALLBACKS = ["sample-project-demo-key-not-secret-" + "0" * 20]
+    assert _severity(check()[0], "django.secret_key_fallbacks") == "warning"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_integrity_key_is_a_warning_with_a_hint(settings):
+    settings.AUDIT_INTEGRITY_KEY = None
+    document, text = check()
+    finding = _finding(document, "audit.integrity")
+    assert finding["severity"] == "warning" and "not set" in finding["message"]
+    assert "AUDIT_INTEGRITY_KEY" in finding["hint"] and "audit_management verify" in finding["hint"]
+    assert "fix: Set AUDIT_INTEGRITY_KEY" in text
+    settings.AUDIT_INTEGRITY_KEY = "r8ii_0tzjjwr(ugu5#_-meye)qj$&#dz"
+    assert _severity(check()[0], "audit.integrity") == "ok"
+    settings.AUDIT_INTEGRITY_KEY = "demo-integrity-key-0123456789"
+    assert _severity(check()[0], "audit.integrity") == "critical"
+    settings.AUDIT_STORE_IN_DATABASE = False  # no stored rows, nothing to chain
+    settings.AUDIT_STORE_IN_FILE = True
+    assert "audit.integrity" not in _by_id(check()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_text_output_escapes_control_characters_of_settings_and_errors(settings):
+    # ESC c resets the terminal, C1 CSI (U+009B) "2J" clears it, U+2028 starts a line in some viewers
+    settings.AUDIT_WEBHOOK_URL = "http://siem\x1bc\x9b2J.example.com\u2028OK       all.clear: forged/hook"
+    _, text = check()
+    assert not {"\x1b", "\x9b", "\u2028"} & set(text)
+    [line] = [line for line in text.splitlines() if "audit.webhook.https" in line]
+    assert "siem\\x1bc\\x9b2j.example.com\\u2028ok" in line  # urlparse lower-cases the host
+    assert not any(line.startswith("OK       all.clear") for line in text.splitlines())
 
 
 def test_bad_flags():

@@ -15,13 +15,13 @@ from tests.sample_project.conftest import PASSWORD, SAMPLE_DIR, login, manage, s
 pytestmark = [pytest.mark.sqlite_only, pytest.mark.slow]
 
 
-def _run(data_dir, command: str) -> subprocess.CompletedProcess:
+def _run(data_dir, command: str, **env: str) -> subprocess.CompletedProcess:
     """``command`` as the page writes it (``python manage.py ...``), run from the data folder."""
     words = command.split()
     assert words[:2] == ["python", "manage.py"]
     return subprocess.run(
         [sys.executable, str(SAMPLE_DIR / "manage.py"), *words[2:]], cwd=data_dir,
-        env=sample_env(data_dir, debug=False), capture_output=True, text=True, timeout=300,
+        env={**sample_env(data_dir, debug=False), **env}, capture_output=True, text=True, timeout=300,
     )
 
 
@@ -45,7 +45,12 @@ def test_the_documented_command_lines_work_verbatim(tmp_path):
     assert f": {len(rows) + 1}\n" in summary.stdout  # the export recorded its own data.export event
     assert "Alerts raised: 2" in summary.stdout
 
+    # The sample's built-in SECRET_KEY is public: critical until a deployment sets its own.
     check = _run(tmp_path, "python manage.py security_check --verbose")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "CRITICAL django.secret_key: SECRET_KEY is a published sample or placeholder value" in check.stdout
+    check = _run(tmp_path, "python manage.py security_check --verbose",
+                 SAMPLE_SECRET_KEY="r8ii_0tzjjwr(ugu5#_-meye)qj$&#dz-2ipyu-xq*izw4b_-6")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "OK       audit.database:" in check.stdout and check.stdout.strip().splitlines()[-1].startswith("PASS: ")
 

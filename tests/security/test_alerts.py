@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.core.cache import cache, caches
-from django.core.cache.backends.locmem import LocMemCache
 from django.core.checks import run_checks
 from django.db import connection
 from django.test import override_settings
@@ -157,55 +156,29 @@ def test_nothing_is_counted_when_audit_logging_is_off(client, settings, audit_mo
     assert signals == [] and audit_model.objects.count() == 0
 
 
-class CountingCache(LocMemCache):
-    """A local-memory cache that records the calls made on it (not the ones it makes on itself)."""
+def test_processes_sharing_a_cache_raise_one_alert_per_key_and_window(settings, audit_model, signals):
+    """Three counters sharing one cache stand for three worker processes; failures cross many buckets."""
+    settings.AUDIT_ALERT_THRESHOLDS = _thresholds(per_ip=4, per_user=4, window=100)
+    workers = [alerts.FailedLoginCounter() for _ in range(3)]
+    raised = []
+    start = datetime(2030, 1, 1, 0, 0, 0, tzinfo=timezone.utc)
+    with time_machine.travel(start, tick=False) as clock:
+        for step in range(45):  # one failure every 5 s for 225 s, the workers taking turns
+            for event in workers[step % 3].record_failure(client_ip="198.51.100.20", username="Alice"):
+                raised.append((step * 5, event.context["rule"], event.context["key"], event.context["count"]))
+            clock.shift(timedelta(seconds=5))
 
-    calls: list[str] = []
-    _inside = False
-
-    def _record(self, name, *args, **kwargs):
-        outermost = not self._inside
-        if outermost:
-            self.calls.append(name)
-        self._inside = True
-        try:
-            return getattr(super(), name)(*args, **kwargs)
-        finally:
-            self._inside = not outermost
-
-    def get(self, *args, **kwargs):
-        return self._record("get", *args, **kwargs)
-
-    def get_many(self, *args, **kwargs):
-        return self._record("get_many", *args, **kwargs)
-
-    def set(self, *args, **kwargs):
-        return self._record("set", *args, **kwargs)
-
-    def add(self, *args, **kwargs):
-        return self._record("add", *args, **kwargs)
-
-    def incr(self, *args, **kwargs):
-        return self._record("incr", *args, **kwargs)
-
-
-def test_a_failed_login_costs_a_few_cache_calls(client, settings):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "counted": {"BACKEND": "tests.security.test_alerts.CountingCache", "LOCATION": "counted"},
-    }
-    settings.AUDIT_CACHE_ALIAS = "counted"
-    with time_machine.travel(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False) as clock:
-        _fail(client, "alice")  # starts the buckets: reads the closed ones and the markers once
-        assert sorted(CountingCache.calls) == ["add", "add", "get_many", "incr", "incr"]
-        CountingCache.calls.clear()
-        _fail(client, "alice")
-        # within a bucket the closed ones are remembered: one incr per counter, nothing read
-        assert sorted(CountingCache.calls) == ["incr", "incr"]
-        CountingCache.calls.clear()
-        clock.shift(timedelta(seconds=30))  # the next tenth of the 300 s window
-        _fail(client, "alice")
-        assert sorted(CountingCache.calls) == ["add", "add", "get_many", "incr", "incr"]
+    # The 4th failure (t=15 s) reaches both thresholds; each alert holds for its 100 s window, then
+    # the failures still in the sliding window raise the next one at once.
+    assert [(t, rule, key) for t, rule, key, _ in raised] == [
+        (15, "failed_logins_per_ip", "198.51.100.20"), (15, "failed_logins_per_user", "alice"),
+        (115, "failed_logins_per_ip", "198.51.100.20"), (115, "failed_logins_per_user", "alice"),
+        (215, "failed_logins_per_ip", "198.51.100.20"), (215, "failed_logins_per_user", "alice"),
+    ]
+    assert [count for *_, count in raised[:2]] == [4, 4]
+    assert all(count >= 4 for *_, count in raised)
+    assert [s["rule"] for s in signals] == [rule for _, rule, _, _ in raised]
+    assert audit_model.objects.filter(event_type="security.alert").count() == 6
 
 
 def test_each_process_sees_the_others_failures_once_their_bucket_closes(settings, audit_model, signals):
@@ -406,3 +379,27 @@ def test_lockout_settings_are_checked(overrides, expected):
     with override_settings(**overrides):
         ids = [m.id for m in run_checks() if m.id in ("rail_django.E030", "rail_django.E031")]
     assert ids == expected
+
+
+def test_spelling_variants_of_a_username_count_as_one(rf, settings, audit_model, user, signals):
+    """``authenticate()`` called directly (an API login) gets the username as typed: no form normalised it."""
+    from django.contrib.auth import authenticate
+
+    settings.AUDIT_LOCKOUT_ENABLED = True
+    settings.AUTHENTICATION_BACKENDS = LOCKOUT_BACKENDS
+    settings.AUDIT_ALERT_THRESHOLDS = _thresholds(per_user=5)
+    variants = ["ALICE", " Alice", "ａｌｉｃｅ", "aLiCe\u3000", "ＡＬＩＣＥ"]  # fullwidth, ideographic space
+    for i, variant in enumerate(variants):
+        request = rf.post("/api/login/", REMOTE_ADDR=f"198.51.100.{i + 1}")
+        assert authenticate(request, username=variant, password="wrong-password") is None
+
+    [alert] = _alerts(audit_model)
+    assert alert.additional_data["context"] == {
+        "rule": "failed_logins_per_user", "key": "alice", "count": 5, "window": 300,
+    }
+    assert [s["key"] for s in signals] == ["alice"]
+    # the lockout applies to every spelling, from any address
+    for variant in ("alice", "ａｌｉｃｅ", " ALICE "):
+        request = rf.post("/api/login/", REMOTE_ADDR="203.0.113.200")
+        assert authenticate(request, username=variant, password="correct-horse-battery") is None
+    assert audit_model.objects.filter(additional_data__outcome="blocked").count() == 3

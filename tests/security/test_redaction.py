@@ -50,6 +50,63 @@ def test_secret_values_inside_text_are_masked_and_the_rest_kept(text, expected):
     assert redact(text) == expected
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["creditCard", "CREDITCARD", "credit-card", "Credit.Card", "cardNumber", "card_number", "passwd", "pwd",
+     "mysql_pwd", "passphrase", "passcode", "cvc", "card_cvc2", "apikey", "APIKey", "x-api-key", "refreshToken",
+     "pass", "PASS", "user_pass", "passPhrase", "pin", "PIN", "user_pin", "pinCode", "userPIN", "card.pin", "pin2",
+     "otp", "OTPCode", "otp_code", "mfaOtp"],
+)
+def test_default_words_match_any_case_and_separator_spelling(key):
+    assert redact({key: "s3cr3t-value"}) == {key: MASK}
+    assert redact(f"{key}=s3cr3t-value and more") == f"{key}={MASK} and more"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["shipping", "shipping_address", "spinner", "opinion", "pinterest_url", "passenger", "passengerName",
+     "compass", "bypass", "passive", "footprint", "hotpink", "potpie", "username", "email", "status"],
+)
+def test_short_words_do_not_mask_longer_words_that_contain_them(key):
+    assert redact({key: "kept"}) == {key: "kept"}
+    assert redact(f"{key}=kept here") == f"{key}=kept here"
+
+
+def test_every_key_the_contract_matches_as_a_substring_is_still_matched():
+    """AUDIT_REDACTION_FIELDS: "keys matched case-insensitively as substrings" -- ignoring separators adds matches only."""
+    contract = ["password", "token", "secret", "key", "credential", "authorization", "cookie", "session", "ssn",
+                "credit_card", "cvv"]
+    for word in contract:
+        for key in (word, word.upper(), f"x_{word}_y", f"my{word.title()}2", f"{word}{word}", f"--{word}--"):
+            assert word in key.lower()
+            assert redact({key: "v"}) == {key: MASK}, key
+
+
+def test_whole_segment_words_are_configurable_with_a_marker():
+    redactor = Redactor(["=pin", "=card_no"], MASK)
+    assert redactor.clean({"pin": 1, "pinCode": 2, "shipping": 3, "CardNo": 4, "card_number": 5, "xcardno": 6}) == {
+        "pin": MASK, "pinCode": MASK, "shipping": 3, "CardNo": MASK, "card_number": 5, "xcardno": 6,
+    }
+    # a word of separators alone is compared as written
+    assert Redactor(["__"], MASK).clean({"a__b": 1, "a_b": 2}) == {"a__b": MASK, "a_b": 2}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("connect to postgres://app:PASS@db/prod failed", f"connect to postgres://app:{MASK}@db/prod failed"),
+        ("DATABASE_URL: postgresql+psycopg://app:p%40ss@db:5432/x", f"DATABASE_URL: postgresql+psycopg://app:{MASK}@db:5432/x"),
+        ("redis://:s3cret@cache:6379/0", f"redis://:{MASK}@cache:6379/0"),
+        ('{"dsn": "amqp://guest:guest@mq//"}', f'{{"dsn": "amqp://guest:{MASK}@mq//"}}'),
+        ("https://example.com/a:b@c", "https://example.com/a:b@c"),  # a path, not userinfo
+        ("ssh://git@github.com/x.git", "ssh://git@github.com/x.git"),  # no password
+        ("mailto:alice@example.com", "mailto:alice@example.com"),
+    ],
+)
+def test_the_password_of_a_url_in_text_is_masked(text, expected):
+    assert redact(text) == expected
+
+
 def test_custom_fields_and_mask():
     redactor = Redactor(["pin"], "[gone]")
     assert redactor.clean({"PIN_code": "1234", "password": "kept-because-not-configured"}) == {
@@ -92,7 +149,11 @@ def test_emit_redacts_context_error_and_file_line(client, audit_model, audit_log
 
 @pytest.mark.parametrize(
     "hostile",
-    ["x" * 4096, "password" * 512, "a=" * 2048, "eyJ" * 1365, "Bearer " + "1" * 4000, "-." * 2048, "key:" * 1000],
+    [
+        "x" * 4096, "password" * 512, "a=" * 2048, "eyJ" * 1365, "Bearer " + "1" * 4000, "-." * 2048, "key:" * 1000,
+        "a://" * 1000, "a://u:" * 680, "a" * 4000 + "://", "a://" + "u" * 4000 + ":" + "p" * 4000, "a_" * 2048,
+        "pinPin" * 680, "A" * 4090 + "pin=",
+    ],
 )
 def test_scrubbing_hostile_text_stays_linear(hostile):
     # A catastrophic-backtracking pattern would hang here for minutes; the
@@ -109,3 +170,12 @@ def test_scrubbing_hostile_text_stays_linear(hostile):
 
 def test_a_secret_key_inside_another_value_is_still_found():
     assert redact("a=password=hunter2") == f"a=password={MASK}"
+
+
+def test_a_huge_key_is_judged_whole_and_in_linear_time():
+    import time
+
+    started = time.perf_counter()
+    cleaned = redact({"Ab" * 200_000 + "_pin": "1234", "x" * 400_000 + "shipping": "kept"})
+    assert time.perf_counter() - started < 5  # a hang guard, not a measurement
+    assert list(cleaned.values()) == [MASK, "kept"]

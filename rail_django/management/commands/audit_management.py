@@ -18,6 +18,7 @@ from django.core.management.base import CommandError, CommandParser
 
 from rail_django.management.base import AuditCommand, OneLineErrorParser, positive_int
 from rail_django.operations.cleanup import DEFAULT_BATCH_SIZE, run_cleanup
+from rail_django.operations.common import printable
 from rail_django.operations.export import DEFAULT_CHUNK_SIZE, FORMATS, run_export
 from rail_django.operations.integrity import run_replay, run_verify
 from rail_django.operations.summary import build_summary, render_text
@@ -87,7 +88,7 @@ class Command(AuditCommand):
         if show_progress:
             self.stderr.write("")
         if to_file:
-            self.stdout.write(f"Exported {count} events as {options['format']} to {options['output']}")
+            self.stdout.write(f"Exported {count} events as {options['format']} to {printable(options['output'])}")
 
     def _cleanup(self, options: dict[str, Any]) -> None:
         result = run_cleanup(days=options["days"], batch_size=options["batch_size"], dry_run=options["dry_run"])
@@ -111,7 +112,7 @@ class Command(AuditCommand):
             problem = report.problem
             where = f" at sequence {problem.sequence}" if problem.sequence is not None else ""
             event = f" (event {problem.event_id})" if problem.event_id else ""
-            raise CommandError(f"Integrity check FAILED: {problem.kind}{where}{event}: {problem.detail}", returncode=1)
+            raise CommandError(printable(f"Integrity check FAILED: {problem.kind}{where}{event}: {problem.detail}"), returncode=1)
         self.stdout.write(
             f"Integrity chain OK: {report.checked} events verified from sequence {report.anchor + 1} "
             f"to {report.head}; {report.unsealed} not sealed yet."

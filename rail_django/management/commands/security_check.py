@@ -14,6 +14,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from rail_django.management.base import AuditCommand
+from rail_django.operations.common import printable
 from rail_django.operations.deploy_checks import SEVERITIES, Finding, run_security_checks
 
 
@@ -52,9 +53,12 @@ class Command(AuditCommand):
         for finding in findings:
             if finding.severity == "ok" and not verbose:
                 continue
-            self.stdout.write(styles[finding.severity](f"{finding.severity.upper():<9}") + f"{finding.id}: {finding.message}")
+            # Messages quote settings, exceptions and check output: escaped, so each stays one inert line.
+            self.stdout.write(
+                styles[finding.severity](f"{finding.severity.upper():<9}") + f"{printable(finding.id)}: {printable(finding.message)}"
+            )
             if finding.hint and finding.severity != "ok":
-                self.stdout.write(f"{'':<9}fix: {finding.hint}")
+                self.stdout.write(f"{'':<9}fix: {printable(finding.hint)}")
         counts = document["counts"]
         self.stdout.write(
             f"{document['status'].upper()}: {counts['critical']} critical, {counts['warning']} warning, "

@@ -13,6 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from rail_django.conf import get_config, read_setting
 from rail_django.operations.deploy_checks.findings import Finding
+from rail_django.operations.deploy_checks.site_checks import is_public_key
 
 #: Days below which retention is too short for most audit standards.
 MIN_RETENTION_DAYS = 90
@@ -201,6 +202,34 @@ def check_alert_cache() -> list[Finding]:
     return findings or [Finding("audit.alerts.cache", "ok", f"Cache {alias!r} ({backend.rsplit('.', 1)[-1]}) is shared and answers.", "")]
 
 
+def check_integrity() -> list[Finding]:
+    if not get_config().store_in_database:
+        return []  # the chain covers stored rows only
+    key = read_setting("AUDIT_INTEGRITY_KEY")
+    if key is None:
+        return [
+            Finding(
+                "audit.integrity", "warning",
+                "AUDIT_INTEGRITY_KEY is not set: stored rows are not chained, so a row edited or deleted "
+                "with SQL access goes unnoticed.",
+                "Set AUDIT_INTEGRITY_KEY to a random secret of at least 16 characters, read from the environment "
+                "(not source control), then schedule 'manage.py audit_management verify' (docs/integrity.md).",
+            )
+        ]
+    if not isinstance(key, (str, bytes)) or len(key) < 16:
+        return []  # rail_django.E052 reports it
+    if is_public_key(key):
+        return [
+            Finding(
+                "audit.integrity", "critical",
+                "AUDIT_INTEGRITY_KEY is a placeholder value (it contains 'demo', 'insecure' or 'change-me'): "
+                "whoever knows it can rewrite the chain.",
+                "Use a random secret, e.g. from django.core.management.utils.get_random_secret_key().",
+            )
+        ]
+    return [Finding("audit.integrity", "ok", "AUDIT_INTEGRITY_KEY is set: stored rows are chained (check them with audit_management verify).", "")]
+
+
 #: Where a reverse proxy usually connects from: loopback, RFC 1918, carrier-grade NAT, IPv6 unique-local.
 #: (Not ``ipaddress.is_private``, which also counts the documentation ranges.)
 PROXY_NETWORKS = tuple(
@@ -244,6 +273,7 @@ CHECKS = [
     check_file,
     check_webhook,
     check_retention,
+    check_integrity,
     check_thresholds,
     check_alert_cache,
     check_proxies,

@@ -18,6 +18,14 @@ from rail_django.operations.deploy_checks.findings import Finding
 #: Django deployment checks this command reports under its own, stricter ids.
 SUPERSEDED = {"security.W018": "django.debug", "security.W009": "django.secret_key"}
 
+#: Keys published in this repository (the sample project, the benchmarks): anyone can sign with them.
+KNOWN_PUBLIC_KEYS = frozenset({
+    "sample-project-demo-key-not-secret-" + "0" * 20,
+    "benchmark-only-not-secret-" + "x" * 40,
+})
+#: Words that mark a placeholder, compared without case and separators ("Change_Me" is "changeme").
+PLACEHOLDER_WORDS = ("demo", "insecure", "changeme")
+
 
 def _severity(level: int) -> str:
     if level >= checks.ERROR:
@@ -61,10 +69,27 @@ def _weak(key: Any) -> bool:
     )
 
 
+def is_public_key(key: Any) -> bool:
+    """A key copied from published code or a placeholder (``demo``, ``insecure``, ``change-me``)."""
+    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key or "")
+    flat = "".join(ch for ch in text.casefold() if ch.isalnum())
+    return text in KNOWN_PUBLIC_KEYS or any(word in flat for word in PLACEHOLDER_WORDS)
+
+
 def check_secret_key() -> list[Finding]:
     hint = "Generate one with django.core.management.utils.get_random_secret_key() and keep it out of source control."
     findings = []
-    if _weak(getattr(settings, "SECRET_KEY", "")):
+    key = getattr(settings, "SECRET_KEY", "")
+    if is_public_key(key):
+        findings.append(
+            Finding(
+                "django.secret_key", "critical",
+                "SECRET_KEY is a published sample or placeholder value (it matches a key shipped with rail-django's "
+                "sample code or contains 'demo', 'insecure' or 'change-me'): sessions and signed values can be forged.",
+                hint,
+            )
+        )
+    elif _weak(key):
         findings.append(
             Finding(
                 "django.secret_key", "critical",
@@ -75,10 +100,10 @@ def check_secret_key() -> list[Finding]:
             )
         )
     else:
-        findings.append(Finding("django.secret_key", "ok", "SECRET_KEY is long and random-looking.", ""))
-    if any(_weak(key) for key in getattr(settings, "SECRET_KEY_FALLBACKS", [])):
+        findings.append(Finding("django.secret_key", "ok", "SECRET_KEY is long, varied and not a known sample value.", ""))
+    if any(_weak(key) or is_public_key(key) for key in getattr(settings, "SECRET_KEY_FALLBACKS", [])):
         findings.append(
-            Finding("django.secret_key_fallbacks", "warning", "A SECRET_KEY_FALLBACKS entry is weak.", hint)
+            Finding("django.secret_key_fallbacks", "warning", "A SECRET_KEY_FALLBACKS entry is weak or published.", hint)
         )
     return findings
 
