@@ -20,7 +20,7 @@ address, one hop) are cached, never a whole header, and at most
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -68,32 +68,42 @@ def _networks(trusted_proxies: tuple[str, ...]) -> tuple[IpNetwork, ...]:
         return ()
 
 
-# The same few peers and hops come back again and again: parsing costs a few microseconds per
-# event, a cache hit well under one. Keys are single tokens of at most MAX_HOP_LENGTH characters.
-@lru_cache(maxsize=4096)
-def _address(token: str, trusted_proxies: tuple[str, ...]) -> tuple[str | None, bool]:
-    """``(address text or None, is a trusted proxy)`` of one short token."""
-    ip = parse_ip(token)
-    if ip is None:
-        return None, False
-    return str(ip), (_is_trusted(ip, _networks(trusted_proxies)) if trusted_proxies else False)
+Classify = Callable[[str], tuple[str | None, bool]]
 
 
-def _lookup(token: Any, trusted_proxies: tuple[str, ...]) -> tuple[str | None, bool]:
+@lru_cache(maxsize=16)
+def _classifier(trusted_proxies: tuple[str, ...]) -> Classify:
+    """The token classifier for one proxy list: ``token -> (address text or None, is a trusted proxy)``."""
+    networks = _networks(trusted_proxies)
+
+    # The same few peers and hops come back again and again: parsing costs a few microseconds per
+    # event, a cache hit well under one. Keys are single tokens of at most MAX_HOP_LENGTH characters.
+    @lru_cache(maxsize=4096)
+    def classify(token: str) -> tuple[str | None, bool]:
+        ip = parse_ip(token)
+        if ip is None:
+            return None, False
+        return str(ip), _is_trusted(ip, networks)
+
+    return classify
+
+
+def _lookup(classify: Classify, token: Any) -> tuple[str | None, bool]:
     if not isinstance(token, str) or len(token) > MAX_HOP_LENGTH:
         return None, False  # never cached: an unbounded key would grow memory
-    return _address(token.strip(), trusted_proxies)
+    return classify(token)
 
 
 def peer_is_trusted(meta: Mapping[str, Any], trusted_proxies: tuple[str, ...]) -> bool:
     """Whether the connecting peer (``REMOTE_ADDR``) is one of ``trusted_proxies``."""
-    return bool(trusted_proxies) and _lookup(meta.get("REMOTE_ADDR") or "", trusted_proxies)[1]
+    return bool(trusted_proxies) and _lookup(_classifier(trusted_proxies), meta.get("REMOTE_ADDR") or "")[1]
 
 
 def resolve_client_ip(meta: Mapping[str, Any], trusted_proxies: tuple[str, ...]) -> tuple[str | None, str | None]:
     """Return ``(client_ip, remote_addr)`` for a request's ``META``."""
+    classify = _classifier(trusted_proxies)
     # An unparseable peer (a unix socket, a test harness) is no IP: store none.
-    remote, remote_trusted = _lookup(meta.get("REMOTE_ADDR") or "", trusted_proxies)
+    remote, remote_trusted = _lookup(classify, meta.get("REMOTE_ADDR") or "")
     if remote is None or not remote_trusted:
         return remote, remote  # the header is never looked at, let alone cached
     forwarded = meta.get("HTTP_X_FORWARDED_FOR")
@@ -104,7 +114,7 @@ def resolve_client_ip(meta: Mapping[str, Any], trusted_proxies: tuple[str, ...])
         hops = hops[1:]  # the first part holds the unexamined rest
     client = remote
     for token in reversed(hops):
-        address, trusted = _lookup(token, trusted_proxies)
+        address, trusted = _lookup(classify, token)
         if address is None:
             break  # unparseable: nothing to its left is vouched for
         client = address
