@@ -11,12 +11,15 @@ class RailDjangoConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth import signals as auth_signals
+        from django.core.signals import setting_changed
 
         from rail_django import checks  # noqa: F401  (registers the checks)
         from rail_django.alerts.sink_failure import raise_audit_failure_alert
         from rail_django.capture import auth
+        from rail_django.conf import on_setting_changed
         from rail_django.delivery.dispatcher import dispatcher, install_process_hooks
 
+        setting_changed.connect(on_setting_changed, dispatch_uid="rail_django.conf.setting_changed")
         auth_signals.user_logged_in.connect(auth.on_user_logged_in, dispatch_uid="rail_django.login")
         auth_signals.user_logged_out.connect(auth.on_user_logged_out, dispatch_uid="rail_django.logout")
         auth_signals.user_login_failed.connect(auth.on_user_login_failed, dispatch_uid="rail_django.login_failed")

@@ -278,7 +278,11 @@ def raise_alert(rule: str, key: str, count: int, window: int, request: Any = Non
             )
             # Set after redaction: "key" is one of the masked key words, but this key is the
             # counter's subject (an IP or a username), which the event exists to name.
-            event.context = {"rule": rule, "key": current_redactor().scrub_text(key), "count": count, "window": window}
+            # A username key is stored as AUDIT_ATTEMPTED_USERNAME says (it may be a password typed in the wrong field).
+            from rail_django.capture.auth import stored_username
+
+            shown = key if rule == RULE_PER_IP else stored_username(key)
+            event.context = {"rule": rule, "key": current_redactor().scrub_text(shown), "count": count, "window": window}
             dispatcher.deliver(event)
     except Exception:
         logger.exception("Could not record the %s alert", rule)

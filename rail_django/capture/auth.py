@@ -1,14 +1,31 @@
-"""Receivers for Django's auth signals, connected in ``RailDjangoConfig.ready()``."""
+"""Receivers for Django's auth signals, connected in ``RailDjangoConfig.ready()``.
+
+A failed login records the username that was tried, as
+``AUDIT_ATTEMPTED_USERNAME`` says (:func:`stored_username`): people type
+their password into the username field, and what is stored reaches the
+database, the file, the webhook, the dashboard and the summary. Counting for
+alerts and lockout always uses the attempted name itself (normalised), never
+what is stored.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.utils.crypto import salted_hmac
 
 from rail_django.alerts import failed_logins as alerts
+from rail_django.conf import get_config
 from rail_django.events.types import EventType, Outcome, Severity
 from rail_django.security.api import security
+
+logger = logging.getLogger("rail_django.audit")
+
+#: Prefix of a stored username that is a keyed hash, not the text typed.
+HASH_PREFIX = "hash:"
+_HASH_SALT = "rail_django.capture.auth.attempted_username"
 
 
 def attempted_username(credentials: dict[str, Any] | None) -> str | None:
@@ -21,6 +38,44 @@ def attempted_username(credentials: dict[str, Any] | None) -> str | None:
         if value:
             return str(value)[:150]
     return None
+
+
+def username_hash(name: str) -> str:
+    """``"hash:"`` + an HMAC-SHA256 of the normalised name, keyed from ``SECRET_KEY`` (32 hex digits).
+
+    The same attempted name (any case, surrounding spaces) always gives the
+    same hash, so repeated attempts still group in the summary and the
+    dashboard; without ``SECRET_KEY`` nobody can test guesses against it.
+    Rotating ``SECRET_KEY`` changes every hash.
+    """
+    normalised = alerts.normalise_username(name) or ""
+    return HASH_PREFIX + salted_hmac(_HASH_SALT, normalised, algorithm="sha256").hexdigest()[:32]
+
+
+def user_exists(name: str) -> bool:
+    """Whether a user's ``USERNAME_FIELD`` equals ``name``, ignoring case (``False`` when the lookup fails)."""
+    model = get_user_model()
+    field = getattr(model, "USERNAME_FIELD", "username")
+    try:
+        return model._default_manager.filter(**{f"{field}__iexact": name}).exists()
+    except Exception:  # a database error must not fail the login; the hash is the safe answer
+        logger.warning("Could not look up the attempted username; storing its hash", exc_info=True)
+        return False
+
+
+def stored_username(name: str | None) -> str | None:
+    """What a failed login stores as ``username_attempted`` for the attempted ``name``.
+
+    ``AUDIT_ATTEMPTED_USERNAME``: ``"always"`` the name as typed; ``"known"``
+    (the default) the name when such a user exists, else :func:`username_hash`;
+    ``"hash"`` always the hash.
+    """
+    if name is None:
+        return None
+    mode = get_config().attempted_username
+    if mode == "always" or (mode == "known" and user_exists(name)):
+        return name
+    return username_hash(name)
 
 
 def on_user_logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
@@ -48,8 +103,11 @@ def on_user_logged_out(sender: Any, request: Any = None, user: Any = None, **kwa
 def on_user_login_failed(sender: Any, credentials: dict[str, Any] | None = None, request: Any = None, **kwargs: Any) -> None:
     # Only the attempted username is kept: the credentials dict also carries
     # the (masked) password and any other field a backend accepted.
-    username = attempted_username(credentials)
     lockout = alerts.pop_refused()
+    if not get_config().enabled:
+        return
+    username = attempted_username(credentials)
+    stored = stored_username(username)
     if lockout is not None:  # refused by LockoutBackend: recorded, not counted again
         security.emit(
             EventType.AUTH_LOGIN_FAILURE,
@@ -57,7 +115,7 @@ def on_user_login_failed(sender: Any, credentials: dict[str, Any] | None = None,
             outcome=Outcome.BLOCKED,
             severity=Severity.WARNING,
             action="Login refused: too many failed logins",
-            context={"username_attempted": username, "lockout_rule": lockout.rule},
+            context={"username_attempted": stored, "lockout_rule": lockout.rule},
             error="Locked out",
         )
         return
@@ -67,10 +125,8 @@ def on_user_login_failed(sender: Any, credentials: dict[str, Any] | None = None,
         outcome=Outcome.FAILURE,
         severity=Severity.WARNING,
         action="Login attempt failed",
-        context={"username_attempted": username},
+        context={"username_attempted": stored},
         error="Invalid credentials",
     )
-    if event is not None:
-        alerts.record_failed_login(
-            client_ip=event.client_ip, username=event.context.get("username_attempted"), request=request
-        )
+    if event is not None:  # counted on the name tried, whatever is stored
+        alerts.record_failed_login(client_ip=event.client_ip, username=username, request=request)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
-from rail_django.capture.client_ip import resolve_client_ip
+from rail_django.capture.client_ip import peer_is_trusted, resolve_client_ip
 from rail_django.conf import get_config
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +48,36 @@ def accept_correlation_id(value: str | None) -> str:
     if value and _CORRELATION_ID.fullmatch(value):  # not match(): "$" would accept a trailing newline
         return value
     return new_correlation_id()
+
+
+def incoming_id_allowed(meta: Any) -> bool:
+    """Whether this request's sender may choose its correlation id (``RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM``).
+
+    By default only a trusted proxy may: a client that picks its own id could
+    slip events into another request's "same correlation id" view.
+    """
+    config = get_config()
+    if config.accept_request_id_from == "any":
+        return True
+    if config.accept_request_id_from == "trusted_proxies":
+        return peer_is_trusted(meta, config.trusted_proxies)
+    return False
+
+
+def user_agent_text(value: Any) -> str:
+    """The ``User-Agent`` as sent, cut to :data:`MAX_USER_AGENT_LENGTH`.
+
+    WSGI and ASGI hand headers over decoded as latin-1, so a UTF-8 agent
+    arrives as mojibake (``"Ã¼"`` for ``"ü"``); it is decoded again as UTF-8
+    when its bytes are UTF-8, and kept as given otherwise.
+    """
+    text = value if isinstance(value, str) else str(value or "")
+    if not text.isascii():
+        try:
+            text = text.encode("latin-1").decode("utf-8")
+        except UnicodeError:  # not latin-1-decoded bytes, or not UTF-8: keep what came
+            pass
+    return text[:MAX_USER_AGENT_LENGTH]
 
 
 def hash_session_key(session_key: str | None) -> str | None:
@@ -91,8 +121,11 @@ class AuditContext:
 
     @classmethod
     def for_request(cls, request: Any) -> AuditContext:
+        """The context of ``request``: an incoming request id is kept when its sender may set it."""
         meta = request.META
         incoming = meta.get("HTTP_X_REQUEST_ID") or meta.get("HTTP_X_CORRELATION_ID")
+        if incoming and not incoming_id_allowed(meta):
+            incoming = None
         return cls(request, accept_correlation_id(incoming))
 
     def bind_actor(self, user: Any) -> None:
@@ -132,7 +165,7 @@ class AuditContext:
         request = self.request
         session = getattr(request, "session", None)
         return {
-            "user_agent": str(request.META.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT_LENGTH],
+            "user_agent": user_agent_text(request.META.get("HTTP_USER_AGENT", "")),
             "request_path": str(getattr(request, "path", ""))[:MAX_PATH_LENGTH],
             "request_method": str(getattr(request, "method", "") or "")[:16],
             "session_id": hash_session_key(getattr(session, "session_key", None)),
@@ -165,6 +198,18 @@ def context_for_request(request: Any) -> AuditContext:
         if current is not None and current.request is request:
             return current
         ctx = AuditContext.for_request(request)
+    return ctx
+
+
+def attach_context(request: Any, correlation_id: str | None = None) -> AuditContext:
+    """Give ``request`` the context the middleware would, with an id your code chose.
+
+    For requests made in code (``RequestFactory`` in a seeding script, an
+    internal dispatch) whose events should share a known correlation id;
+    ``correlation_id`` is used when well-formed, else a new one is made.
+    """
+    ctx = AuditContext(request, accept_correlation_id(correlation_id))
+    request._rail_django_audit_context = ctx
     return ctx
 
 

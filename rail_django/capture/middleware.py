@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 
 from rail_django.capture.context import AuditContext, _current, new_correlation_id
 
 CORRELATION_HEADER = "X-Correlation-ID"
+#: Raised (as ``ImproperlyConfigured``) when the middleware is used without the app.
+NOT_INSTALLED_ID = "rail_django.E061"
 
 
 class SecurityContextMiddleware:
@@ -17,14 +21,27 @@ class SecurityContextMiddleware:
     Only cheap facts are taken here (a reference to the request and a
     correlation id); the actor, client IP and session are read when an event
     is emitted, so the middleware may sit anywhere in ``MIDDLEWARE``. The
-    correlation id (a well-formed ``X-Request-ID`` / ``X-Correlation-ID``, or
-    a new one) is echoed in the ``X-Correlation-ID`` response header.
+    correlation id (a well-formed ``X-Request-ID`` / ``X-Correlation-ID`` from
+    a sender ``RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM`` allows, or a new one) is
+    echoed in the ``X-Correlation-ID`` response header.
+
+    Without ``"rail_django"`` in ``INSTALLED_APPS`` no receiver, sink or check
+    is set up and nothing would be recorded, so building the middleware (at
+    server start-up or the first request) raises ``ImproperlyConfigured``
+    (``rail_django.E061``); a system check cannot say it, since the app that
+    would register it is the one missing.
     """
 
     sync_capable = True
     async_capable = True
 
     def __init__(self, get_response: Any) -> None:
+        if not apps.is_installed("rail_django"):
+            raise ImproperlyConfigured(
+                f"{NOT_INSTALLED_ID}: SecurityContextMiddleware is in MIDDLEWARE but 'rail_django' is not in "
+                "INSTALLED_APPS, so no audit event would be recorded. Add 'rail_django' to INSTALLED_APPS "
+                "(or remove the middleware)."
+            )
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:

@@ -1,5 +1,5 @@
 """``SecurityConfig``: the resolved audit settings (defined in :mod:`rail_django.conf`)."""
 
-from rail_django.conf import DEFAULTS, SecurityConfig, get_config, read_setting
+from rail_django.conf import DEFAULTS, REGISTRY, SecurityConfig, get_config, read_setting
 
-__all__ = ["DEFAULTS", "SecurityConfig", "get_config", "read_setting"]
+__all__ = ["DEFAULTS", "REGISTRY", "SecurityConfig", "get_config", "read_setting"]

@@ -24,6 +24,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from orders.models import Order
+from rail_django.capture.context import attach_context
 from rail_django.delivery.dispatcher import dispatcher
 from rail_django.extensions.audit.models import get_audit_event_model
 from rail_django.security import EventType, Outcome, security
@@ -118,10 +119,9 @@ class _Seeder:
 
     def visit(self, user: Any, ip: str, agent: str, method: str, path: str) -> Any:
         """A request of one visit: its events share a correlation id, as a real request's do."""
-        request = self.factory.generic(
-            method, path, REMOTE_ADDR=ip, HTTP_USER_AGENT=agent,
-            HTTP_X_REQUEST_ID=f"{SEED_PREFIX}{uuid.UUID(int=self.rng.getrandbits(128)).hex}",
-        )
+        request = self.factory.generic(method, path, REMOTE_ADDR=ip, HTTP_USER_AGENT=agent)
+        # Chosen here, not by a header: a client's X-Request-ID is not believed (docs/configuration.md).
+        attach_context(request, f"{SEED_PREFIX}{uuid.UUID(int=self.rng.getrandbits(128)).hex}")
         request.user = user if user is not None else AnonymousUser()
         return request
 

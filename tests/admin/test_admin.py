@@ -235,6 +235,7 @@ def test_event_page_pretty_prints_additional_data_and_links_to_related_events(su
     assert _ids(su_client.get(html.unescape(same_ip))) == [sample[0].pk, sample[2].pk]
 
 
+@override_settings(AUDIT_ATTEMPTED_USERNAME="always")  # the hostile name is stored as typed, to be shown
 def test_hostile_user_agent_and_username_are_shown_as_text(client, su_client, user, audit_model):
     client.post("/login/", {"username": HOSTILE_NAME, "password": "nope-nope-123"}, HTTP_USER_AGENT=HOSTILE_AGENT)
     client.post("/login/", {"username": "alice", "password": "nope-nope-123"}, HTTP_USER_AGENT=HOSTILE_AGENT)

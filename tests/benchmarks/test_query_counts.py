@@ -35,9 +35,10 @@ def test_logged_in_request_that_emits_nothing_loads_neither_session_nor_user(
 
 
 def test_failed_login_issues_the_user_lookup_and_one_insert(client, user, django_assert_num_queries, audit_model):
-    # 1. SELECT the user by username (Django's ModelBackend); 2. INSERT the audit row
-    # (SECURITY_EVENT_ASYNC=False in the test settings). Alert counting uses the cache, not SQL.
-    with django_assert_num_queries(2) as captured:
+    # 1. SELECT the user by username (Django's ModelBackend); 2. does that username exist (AUDIT_ATTEMPTED_USERNAME
+    # = "known": store it, or its hash); 3. INSERT the audit row (SECURITY_EVENT_ASYNC=False in the test settings).
+    # Alert counting uses the cache, not SQL.
+    with django_assert_num_queries(3) as captured:
         response = client.post("/login/", {"username": "alice", "password": "wrong-password-123"})
     assert response.status_code == 200
     assert "rail_django_auditeventmodel" in captured.captured_queries[-1]["sql"]
@@ -48,7 +49,8 @@ def test_failed_login_issues_the_user_lookup_and_one_insert(client, user, django
 def test_failed_login_with_background_delivery_issues_only_django_s_own_query(
     client, user, django_assert_num_queries, audit_model
 ):
-    with django_assert_num_queries(1):  # the user lookup; the row is written by the background writer
+    # Django's user lookup and the "known" username check; the row is written by the background writer.
+    with django_assert_num_queries(2):
         response = client.post("/login/", {"username": "alice", "password": "wrong-password-123"})
     assert response.status_code == 200
     assert security.flush(timeout=30)
@@ -64,8 +66,8 @@ def test_repeated_failed_logins_stay_bounded_when_the_alert_fires(
     alerts.counter.reset()
     connection.ensure_connection()  # MySQL's connection set-up queries are not the request's
     for attempt in range(5):
-        # The attempt that reaches the threshold also inserts the security.alert row.
-        with django_assert_max_num_queries(3):
+        # The attempt that reaches the threshold also inserts the security.alert row (+1: the "known" username check).
+        with django_assert_max_num_queries(4):
             client.post("/login/", {"username": "alice", "password": f"wrong-{attempt}"}, REMOTE_ADDR="203.0.113.77")
     assert audit_model.objects.filter(event_type="auth.login.failure").count() == 5
     assert audit_model.objects.filter(event_type="security.alert").count() == 1

@@ -454,7 +454,7 @@ def logged_in_graphql(client, user, settings):
                   "description": "\ud800", "roles": ["\x00"]})
 @example(payload={"appName": "admin", "modelName": "Order", "operation": "approve", "component": "Dialog",
                   "metadata": {"k\x00": "\udfff"}})
-def test_frontend_audit_input_never_gives_a_500(payload, logged_in_graphql, audit_model):
+def test_frontend_audit_input_never_gives_a_500(payload, logged_in_graphql, behind_proxy, audit_model):
     tag = uuid.uuid4().hex
     response = logged_in_graphql.post(
         "/graphql/", json.dumps({"query": FRONTEND_MUTATION, "variables": {"input": payload}}),

@@ -57,16 +57,20 @@ def test_the_documented_command_lines_work_verbatim(tmp_path):
 
 def test_a_brute_force_raises_exactly_one_alert_per_window(sample_server):
     target = f"intruder-{uuid.uuid4().hex[:12]}"
+    # No such user: the name is stored as its keyed hash (AUDIT_ATTEMPTED_USERNAME = "known"), asked of the project.
+    stored = manage(sample_server.data_dir, "shell", "-c",
+                    f"from rail_django.capture.auth import username_hash; print(username_hash({target!r}))").stdout.split()[-1]
+    assert stored.startswith("hash:")
     session = requests.Session()
     for _ in range(12):  # failed_logins_per_user is 5: one alert, not eight
         assert login(session, sample_server, target, "guess-" + uuid.uuid4().hex).status_code == 200
     failures = sample_server.wait_for_events(
         "event_type = 'auth.login.failure' AND json_extract(additional_data, '$.context.username_attempted') = ?",
-        (target,), count=12,
+        (stored,), count=12,
     )
     assert len(failures) == 12
     alerts = sample_server.wait_for_events(
-        "event_type = 'security.alert' AND json_extract(additional_data, '$.context.key') = ?", (target,), count=1,
+        "event_type = 'security.alert' AND json_extract(additional_data, '$.context.key') = ?", (stored,), count=1,
     )
     assert len(alerts) == 1
     assert alerts[0]["additional_data"]["context"]["rule"] == "failed_logins_per_user"

@@ -87,7 +87,8 @@ def test_failed_logins_from_one_ip_raise_one_alert_per_window(client, settings, 
     assert sent["event"].event_id == alert.event_id
 
 
-def test_failed_logins_for_one_username_alert_across_ips_and_letter_case(client, settings, audit_model, signals):
+def test_failed_logins_for_one_username_alert_across_ips_and_letter_case(client, settings, audit_model, signals, user):
+    # `user` is alice: an existing username is named in clear by the alert (AUDIT_ATTEMPTED_USERNAME = "known")
     settings.AUDIT_ALERT_THRESHOLDS = _thresholds(per_user=3)
     _fail(client, "alice", "198.51.100.1")
     _fail(client, "Alice", "198.51.100.2")

@@ -19,6 +19,7 @@ def test_every_response_gets_a_correlation_id(client):
     assert first and second and first != second
 
 
+@override_settings(RAIL_DJANGO_TRUSTED_PROXIES=["127.0.0.1"])  # the test client's peer: a trusted proxy may set the id
 def test_well_formed_incoming_request_id_is_kept_and_stored(client, audit_model):
     response = client.get("/emit/", HTTP_X_REQUEST_ID="req-42.abc")
     assert response["X-Correlation-ID"] == "req-42.abc"
@@ -75,6 +76,7 @@ def test_privacy_settings_keep_no_ip_and_no_user_agent(client, audit_model, audi
 
 
 @pytest.mark.asyncio
+@override_settings(RAIL_DJANGO_TRUSTED_PROXIES=["127.0.0.1"])
 async def test_async_view_under_asgi_gets_request_context(async_client, audit_model):
     response = await async_client.get("/async-emit/", headers={"X-Request-ID": "asgi-1", "User-Agent": "AsyncUA/2"})
     assert await security.aflush(timeout=10)
@@ -83,7 +85,7 @@ async def test_async_view_under_asgi_gets_request_context(async_client, audit_mo
     assert (row.correlation_id, row.request_path, row.request_method, row.user_agent) == (
         "asgi-1", "/async-emit/", "GET", "AsyncUA/2",
     )
-    assert row.client_ip == "127.0.0.1"
+    assert row.client_ip == "127.0.0.1"  # trusted, but it sent no X-Forwarded-For: the peer is the client
     from asgiref.sync import sync_to_async
 
     await sync_to_async(connections.close_all)()  # the ORM's sync thread outlives the test database otherwise

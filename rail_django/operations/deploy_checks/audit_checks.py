@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from rail_django.capture.client_ip import is_too_wide
 from rail_django.conf import get_config, read_setting
 from rail_django.operations.deploy_checks.findings import Finding
 from rail_django.operations.deploy_checks.site_checks import is_public_key
@@ -246,8 +247,19 @@ def _private(ip: str | None) -> bool:
     return any(address.version == net.version and address in net for net in PROXY_NETWORKS)
 
 
+def _too_wide(entry: object) -> bool:
+    try:
+        return is_too_wide(ipaddress.ip_network(str(entry).strip(), strict=False))
+    except ValueError:
+        return False  # rail_django.E012 reports it
+
+
 def check_proxies() -> list[Finding]:
     proxies = read_setting("RAIL_DJANGO_TRUSTED_PROXIES") or []
+    wide = [p for p in proxies if _too_wide(p)] if isinstance(proxies, (list, tuple)) else []
+    if wide:
+        return [Finding("audit.proxies", "critical", f"RAIL_DJANGO_TRUSTED_PROXIES trusts {', '.join(map(str, wide))}: any client on the internet can forge its address (rail_django.E019).",
+                        "List only your proxies' addresses (at most a /8 for IPv4, a /16 for IPv6 outside fc00::/7).")]
     if proxies:
         return [Finding("audit.proxies", "ok", f"RAIL_DJANGO_TRUSTED_PROXIES lists {len(proxies)} proxy address(es).", "")]
     hint = "List your load balancer / reverse proxy addresses in RAIL_DJANGO_TRUSTED_PROXIES (IPs or CIDRs)."

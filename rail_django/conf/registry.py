@@ -1,0 +1,162 @@
+"""Every rail-django setting, declared once.
+
+Each :class:`Setting` gives the name, the default, the validation, the check
+id and the line of ``docs/configuration.md``; from this list come the
+defaults (:data:`rail_django.conf.DEFAULTS`), the typed configuration
+(:class:`rail_django.conf.SecurityConfig`), the system checks
+(:mod:`rail_django.checks`) and the settings tables of the docs
+(``python -m rail_django.conf.docs``). A new setting is one more entry here
+(and its attribute on ``SecurityConfig`` when the runtime reads it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rail_django.conf import validators as v
+from rail_django.conf.graphql import default_graphql_settings, validate_graphql
+from rail_django.events.types import Severity
+
+DEFAULT_REDACTION_FIELDS: tuple[str, ...] = (
+    "password", "token", "secret", "key", "credential", "authorization", "cookie", "session", "ssn", "credit_card", "cvv",
+    # Beyond the contract's list: more spellings of the same secrets.
+    "passwd", "passphrase", "passcode", "pwd", "card_number", "cvc",
+    # "=": whole key segments only (pin_code, userPin; not shipping, passenger, footprint).
+    "=pin", "=pass", "=otp",
+)
+DEFAULT_ALERT_THRESHOLDS: dict[str, int] = {
+    "failed_logins_per_ip": 10,
+    "failed_logins_per_user": 5,
+    "suspicious_activity_window": 300,
+}
+#: ``AUDIT_ATTEMPTED_USERNAME`` values (see docs/alerts.md).
+ATTEMPTED_USERNAME_MODES = ("always", "known", "hash")
+#: ``RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM`` values.
+REQUEST_ID_SOURCES = ("trusted_proxies", "any", "none")
+#: The backend ``AUDIT_LOCKOUT_ENABLED`` needs first (``rail_django.alerts.lockout.BACKEND_PATH``).
+LOCKOUT_BACKEND_PATH = "rail_django.security.backends.LockoutBackend"
+#: Sections of docs/configuration.md, in order ("graphql" is documented in docs/graphql.md).
+SECTIONS = ("Recording", "Sinks", "Durability and tamper evidence", "Redaction", "Client IP and proxies",
+            "Retention and alerts")
+
+
+def _base_dir() -> Path:
+    from django.conf import settings
+
+    base_dir = getattr(settings, "BASE_DIR", None)
+    return Path(base_dir if base_dir is not None else Path.cwd())
+
+
+def default_log_file() -> Path:
+    return _base_dir() / "logs" / "audit.log"
+
+
+def default_journal_dir() -> Path:
+    return _base_dir() / "logs" / "audit-journal"
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _lockout(value: Any) -> list[v.Problem]:
+    """A bool (E030); when True the lockout backend must come first (E031)."""
+    from django.conf import settings
+
+    if not isinstance(value, bool):
+        return [v.Problem("it must be True or False")]
+    backends = list(getattr(settings, "AUTHENTICATION_BACKENDS", []))
+    if value and (not backends or backends[0] != LOCKOUT_BACKEND_PATH):
+        return [v.Problem(
+            "", check_id="rail_django.E031", hint=f"Put {LOCKOUT_BACKEND_PATH!r} first in AUTHENTICATION_BACKENDS.",
+            message=f"AUDIT_LOCKOUT_ENABLED is True but {LOCKOUT_BACKEND_PATH!r} is not the first entry of "
+            f"AUTHENTICATION_BACKENDS ({backends!r}); locked-out logins would still be accepted.",
+        )]
+    return []
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: what it is called, defaults to, accepts and does."""
+
+    name: str
+    #: The value, or a callable that returns it (evaluated when the configuration is loaded).
+    default: Any
+    #: The id ``manage.py check`` reports a bad value with.
+    check_id: str
+    #: The settings table the docs list it in (one of :data:`SECTIONS`, or "graphql").
+    section: str
+    #: Its line in the docs: what it does.
+    doc: str
+    #: The value -> its problems (``[]`` when fine).
+    validate: v.Validator
+    #: The :class:`~rail_django.conf.SecurityConfig` attribute (``None``: not part of it).
+    attribute: str | None = None
+    #: A valid value -> the attribute's value.
+    convert: Callable[[Any], Any] = _same
+    #: How the docs show a computed default (markdown), instead of the value.
+    default_doc: str | None = None
+    #: Other ids its checks report (documented beside ``check_id``).
+    other_ids: tuple[str, ...] = ()
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+
+def _setting(name: str, default: Any, check_id: str, section: str, doc: str, validate: v.Validator, **kw: Any) -> Setting:
+    return Setting(name, default, check_id, section, doc, validate, **kw)
+
+
+_R, _S, _D, _X, _P, _A = SECTIONS
+_SEVERITIES = [s.value for s in Severity]
+
+SETTINGS: tuple[Setting, ...] = (
+    # -- Recording --
+    _setting("GRAPHQL_ENABLE_AUDIT_LOGGING", True, "rail_django.E001", _R, "master switch: when `False` nothing at all is recorded (`emit`, auth signals, GraphQL, the frontend mutation)", v.boolean(), attribute="enabled"),
+    _setting("SECURITY_EVENT_ASYNC", True, "rail_django.E013", _R, "deliver through a background writer (batched, off the request thread); `False` writes the sinks before `emit` returns (in async code events are always queued: `await security.aflush()`)", v.boolean(), attribute="async_delivery"),
+    _setting("AUDIT_CAPTURE_CLIENT_IP", True, "rail_django.E016", _R, "`False` stores no client IP and no peer address (privacy)", v.boolean(), attribute="capture_client_ip"),
+    _setting("AUDIT_CAPTURE_USER_AGENT", True, "rail_django.E016", _R, "`False` stores no user agent (privacy)", v.boolean(), attribute="capture_user_agent"),
+    _setting("AUDIT_EVENT_MODEL", "rail_django.AuditEventModel", "rail_django.E014", _R, "the model `get_audit_event_model()` returns and the database sink writes", v.event_model, attribute="event_model"),
+    _setting("AUDIT_ADMIN_ENABLED", True, "rail_django.E040", _R, "register the read-only audit admin and the security dashboard on Django's default admin site (see [admin](admin.md))", v.boolean(), attribute="admin_enabled"),
+    # -- Sinks --
+    _setting("AUDIT_STORE_IN_DATABASE", True, "rail_django.E002", _S, "the database sink (`AuditEventModel` rows)", v.boolean(), attribute="store_in_database"),
+    _setting("AUDIT_DATABASE_ALIAS", "default", "rail_django.E017", _S, "the database the rows are written to", v.alias_in("DATABASES", {}), attribute="database_alias"),
+    _setting("AUDIT_STORE_IN_FILE", True, "rail_django.E003", _S, "the JSON-lines file sink, one event per line", v.boolean(), attribute="store_in_file"),
+    _setting("AUDIT_LOG_FILE", default_log_file, "rail_django.E004", _S, "the file; its directory is created", v.path(), attribute="log_file", convert=Path, default_doc='`BASE_DIR / "logs" / "audit.log"` (the current directory when `BASE_DIR` is not set)'),
+    _setting("AUDIT_LOG_FILE_MAX_BYTES", 0, "rail_django.E004", _S, "rotate the file when it would grow past this size; `0` leaves rotation to logrotate", v.integer(0), attribute="log_file_max_bytes"),
+    _setting("AUDIT_LOG_FILE_BACKUP_COUNT", 5, "rail_django.E004", _S, "rotated files kept (`audit.log.1` … `.5`)", v.integer(0), attribute="log_file_backup_count"),
+    _setting("AUDIT_WEBHOOK_URL", None, "rail_django.E005", _S, "POST each event at or above `AUDIT_WEBHOOK_MIN_SEVERITY` as JSON to this http(s) URL, off the request thread", v.webhook_url, attribute="webhook_url", convert=lambda url: url or None),
+    _setting("AUDIT_WEBHOOK_MIN_SEVERITY", "warning", "rail_django.E006", _S, "the lowest severity sent to the webhook", v.choice(_SEVERITIES), attribute="webhook_min_severity", convert=str),
+    _setting("AUDIT_WEBHOOK_SECRET", None, "rail_django.E007", _S, "sign deliveries per the Standard Webhooks spec (see [delivery](delivery.md#webhook)); a `whsec_<base64>` secret or any string", v.webhook_secret, attribute="webhook_secret", convert=lambda secret: secret or None),
+    _setting("AUDIT_WEBHOOK_TIMEOUT", 5.0, "rail_django.E005", _S, "seconds per delivery attempt", v.seconds(), attribute="webhook_timeout", convert=float),
+    _setting("AUDIT_WEBHOOK_MAX_RETRIES", 3, "rail_django.E005", _S, "retries after the first attempt (0–20)", v.integer(0, 20), attribute="webhook_max_retries"),
+    _setting("AUDIT_WEBHOOK_BACKOFF", 0.5, "rail_django.E005", _S, "seconds before the first retry, doubled each time", v.seconds(), attribute="webhook_backoff", convert=float),
+    _setting("AUDIT_QUEUE_SIZE", 10_000, "rail_django.E015", _S, "events the background writer (and the webhook sender) may hold; when full, the emitting thread writes itself — nothing is dropped", v.integer(1), attribute="queue_size"),
+    _setting("AUDIT_BATCH_SIZE", 500, "rail_django.E015", _S, "most events written in one database insert / file write", v.integer(1), attribute="batch_size"),
+    # -- Durability and tamper evidence --
+    _setting("AUDIT_JOURNAL_DIR", default_journal_dir, "rail_django.E050", _D, "with the background writer, each event is appended here before `emit` returns, so a killed worker loses nothing (see [delivery](delivery.md#the-journal-nothing-lost-when-a-worker-dies)); `None` turns the journal off", v.path(optional=True), attribute="journal_dir", convert=lambda d: Path(d) if d else None, default_doc='`BASE_DIR / "logs" / "audit-journal"`'),
+    _setting("AUDIT_JOURNAL_SEGMENT_BYTES", 64 * 1024 * 1024, "rail_django.E051", _D, "a journal segment larger than this is closed and a new one started", v.integer(4096), attribute="journal_segment_bytes", default_doc="`67108864` (64 MiB)"),
+    _setting("AUDIT_INTEGRITY_KEY", None, "rail_django.E052", _D, "a secret (at least 16 characters) that turns on the keyed hash chain over stored rows; verify with `audit_management verify` (see [integrity](integrity.md))", v.integrity_key, attribute="integrity_key"),
+    _setting("AUDIT_INTEGRITY_SIGNING_KEY", None, "rail_django.E053", _D, "an Ed25519 private key (unencrypted PKCS#8 PEM: the text, bytes, or a file path; `openssl genpkey -algorithm ed25519`) that signs chain heads and checkpoints, so `audit_management verify --public-key` needs no secret", v.signing_key, attribute="integrity_signing_key", convert=lambda key: v.ed25519_pem(key) if key is not None else None),
+    _setting("AUDIT_INTEGRITY_CHECKPOINT_SECONDS", 60, "rail_django.E054", _D, "at most how often (seconds, > 0) the sealer publishes a signed `system.integrity.checkpoint` of the chain's head to every sink", v.seconds(), attribute="integrity_checkpoint_seconds", convert=float),
+    # -- Redaction --
+    _setting("AUDIT_REDACTION_FIELDS", lambda: list(DEFAULT_REDACTION_FIELDS), "rail_django.E010", _X, "keys matched case-insensitively as substrings, recursively through dicts, lists and tuples, have their values masked; the same words mark `word=value` / `word: value` secrets inside text", v.name_list, attribute="redaction_fields", convert=lambda fields: tuple(str(f).lower() for f in fields)),
+    _setting("AUDIT_REDACTION_MASK", "***REDACTED***", "rail_django.E011", _X, "the mask", v.non_empty_text, attribute="redaction_mask"),
+    # -- Client IP and proxies --
+    _setting("RAIL_DJANGO_TRUSTED_PROXIES", lambda: [], "rail_django.E012", _P, "IPs/CIDRs of your reverse proxies and load balancers; a network wider than /8 (IPv4) or /16 (IPv6, outside fc00::/7) is refused", v.trusted_proxies, attribute="trusted_proxies", convert=lambda proxies: tuple(str(p).strip() for p in proxies), other_ids=("rail_django.E019",)),
+    _setting("RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM", "trusted_proxies", "rail_django.E060", _P, 'whose `X-Request-ID` / `X-Correlation-ID` becomes the correlation id: `"trusted_proxies"` (a peer in `RAIL_DJANGO_TRUSTED_PROXIES`), `"any"` peer, or `"none"` (always a new id)', v.choice(REQUEST_ID_SOURCES), attribute="accept_request_id_from"),
+    # -- Retention and alerts --
+    _setting("AUDIT_RETENTION_DAYS", 90, "rail_django.E008", _A, "what `audit_management cleanup` deletes when `--days` is not given", v.integer(1, unit="of days"), attribute="retention_days"),
+    _setting("AUDIT_ALERT_THRESHOLDS", lambda: dict(DEFAULT_ALERT_THRESHOLDS), "rail_django.E009", _A, "failed logins per client IP / per attempted username within the window (seconds) that raise one `security.alert`", v.thresholds(DEFAULT_ALERT_THRESHOLDS), attribute="alert_thresholds", convert=lambda given: {**DEFAULT_ALERT_THRESHOLDS, **given}),
+    _setting("AUDIT_CACHE_ALIAS", "default", "rail_django.E018", _A, "the cache that counts failed logins (use a shared cache such as Redis with several processes)", v.alias_in("CACHES", {"default": {}}), attribute="cache_alias"),
+    _setting("AUDIT_LOCKOUT_ENABLED", False, "rail_django.E030", _A, "refuse logins for a client IP or username that raised an alert, for one window; needs `rail_django.security.backends.LockoutBackend` first in `AUTHENTICATION_BACKENDS`", _lockout, attribute="lockout_enabled", other_ids=("rail_django.E031",)),
+    _setting("AUDIT_ATTEMPTED_USERNAME", "known", "rail_django.E032", _A, 'what a failed login stores as `username_attempted`: `"always"` the text as typed; `"known"` the text only when such a user exists, else a keyed hash (a password typed into the username field is not kept in clear); `"hash"` always the keyed hash (see [alerts](alerts.md#what-a-failed-login-stores))', v.choice(ATTEMPTED_USERNAME_MODES), attribute="attempted_username"),
+    # -- GraphQL (docs/graphql.md) --
+    _setting("RAIL_DJANGO_GRAPHQL", default_graphql_settings, "rail_django.E020", "graphql", "GraphQL capture and the frontend mutation (see [GraphQL](graphql.md))", validate_graphql, other_ids=("rail_django.E021", "rail_django.E022", "rail_django.E023", "rail_django.E024", "rail_django.E025", "rail_django.W020")),
+)
+
+#: The settings by name.
+REGISTRY: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
