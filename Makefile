@@ -25,8 +25,10 @@ demo: $(STAMP)
 # answer (skipped with a reason otherwise, and never skipped when CI=true).
 test: $(STAMP) lint test-sqlite test-postgresql test-mysql
 
+# ruff, then the import contracts of pyproject.toml ([tool.importlinter]; ARCHITECTURE.md draws them).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rail_django tests sample_project benchmarks
+	$(VENV)/bin/lint-imports
 
 test-sqlite: $(STAMP) chromium doc-tools
 	RAIL_DJANGO_TEST_DB=sqlite $(PY) -m pytest
