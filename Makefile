@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgresql test-mysql lint bench clean chromium doc-tools
+.PHONY: install demo test test-sqlite test-postgresql test-mysql test-django-versions lint bench clean chromium doc-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +16,17 @@ $(STAMP): $(PY) setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# `make demo PORT=8001` when 8000 is taken.
+PORT ?= 8000
+
 demo: $(STAMP)
 	cd sample_project && ../$(PY) manage.py migrate --noinput
-	cd sample_project && ../$(PY) manage.py demo_setup
-	cd sample_project && ../$(PY) manage.py runserver 127.0.0.1:8000
+	cd sample_project && ../$(PY) manage.py demo_setup --port $(PORT)
+	cd sample_project && ../$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # Every test: SQLite always; PostgreSQL and MariaDB/MySQL when their servers
 # answer (skipped with a reason otherwise, and never skipped when CI=true).
-test: $(STAMP) lint test-sqlite test-postgresql test-mysql
+test: $(STAMP) lint test-sqlite test-postgresql test-mysql test-django-versions
 
 # ruff, then the import contracts of pyproject.toml ([tool.importlinter]; ARCHITECTURE.md draws them).
 lint: $(STAMP)
@@ -38,6 +41,38 @@ test-postgresql: $(STAMP)
 
 test-mysql: $(STAMP)
 	RAIL_DJANGO_TEST_DB=mysql $(PY) -m pytest -m "not sqlite_only"
+
+# Every Django release setup.cfg claims besides the one in .venv (5.2 LTS, on python3), as
+# RELEASE:PYTHON -- Django 6.x needs Python 3.12+. Each gets .venv-django-RELEASE (python found on
+# PATH, else under pyenv) and runs the SQLite suite; tests/packaging (wheel and sdist, which do
+# not depend on the Django release) runs once, in test-sqlite.
+DJANGO_MATRIX ?= 6.0:3.12 6.1:3.13
+django_python = $(patsubst $(1):%,%,$(filter $(1):%,$(DJANGO_MATRIX)))
+
+test-django-versions: chromium doc-tools
+	@for release in $(foreach pair,$(DJANGO_MATRIX),$(firstword $(subst :, ,$(pair)))); do \
+		$(MAKE) --no-print-directory test-django-$$release || exit 1; \
+	done
+
+test-django-%:
+	@want=python$(call django_python,$*); py=""; \
+	for candidate in $$want $(HOME)/.pyenv/versions/$(call django_python,$*).*/bin/$$want; do \
+		if "$$candidate" -c "" >/dev/null 2>&1; then py=$$candidate; break; fi; \
+	done; \
+	if [ -z "$$py" ]; then \
+		if [ "$$CI" = "true" ]; then echo "Django $*: $$want not found" >&2; exit 1; fi; \
+		echo "SKIPPED Django $*: $$want not found (required when CI=true)"; exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory .venv-django-$*/.installed DJANGO_PYTHON=$$py && \
+	.venv-django-$*/bin/python -c "import django, sys; print('Django', django.get_version()); \
+		sys.exit(django.get_version().split('.')[:2] != '$*'.split('.'))" && \
+	RAIL_DJANGO_TEST_DB=sqlite .venv-django-$*/bin/python -m pytest --ignore=tests/packaging $(DJANGO_PYTEST_ARGS)
+
+.venv-django-%/.installed: setup.cfg pyproject.toml
+	$(DJANGO_PYTHON) -m venv .venv-django-$*
+	.venv-django-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-django-$*/bin/python -m pip install --quiet -e ".[test]" "Django==$*.*"
+	touch $@
 
 # The browser test drives Debian's chromium through Playwright (never `playwright install`).
 # As root with apt-get (CI, containers) it is installed when missing; anyone else
@@ -69,4 +104,4 @@ bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) .venv-django-* build dist *.egg-info

@@ -67,10 +67,13 @@ def _expected_results(code: str) -> list[tuple[str, object]]:
 @pytest.mark.sqlite_only
 def test_make_demo_migrates_seeds_and_serves_the_sample():
     assert block("quickstart.md", "bash", "make demo").strip() == "make demo"
-    plan = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    steps = [line for line in plan.splitlines() if "manage.py" in line]
-    assert [s.split("manage.py ")[1] for s in steps] == ["migrate --noinput", "demo_setup", "runserver 127.0.0.1:8000"]
-    assert all(s.startswith("cd sample_project && ") for s in steps)
+    for extra, port in (([], "8000"), (["PORT=8001"], "8001")):
+        plan = subprocess.run(["make", "-n", "demo", *extra], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        steps = [line for line in plan.splitlines() if "manage.py" in line]
+        assert [s.split("manage.py ")[1] for s in steps] == [
+            "migrate --noinput", f"demo_setup --port {port}", f"runserver 127.0.0.1:{port}"
+        ]
+        assert all(s.startswith("cd sample_project && ") for s in steps)
 
 
 PREAMBLE = '''
