@@ -48,28 +48,29 @@ test-mysql: $(STAMP)
 # not depend on the Django release) runs once, in test-sqlite.
 DJANGO_MATRIX ?= 6.0:3.12 6.1:3.13
 django_python = $(patsubst $(1):%,%,$(filter $(1):%,$(DJANGO_MATRIX)))
+# The first pythonX.Y that runs: on PATH, else pyenv's (its shims answer only for pyenv's global version).
+find_python = $(firstword $(foreach p,$(shell command -v python$(1)) $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)),$(if $(shell "$(p)" -c "print(1)" 2>/dev/null),$(p))))
+django_interpreter = $(call find_python,$(call django_python,$(1)))
 
-test-django-versions: chromium doc-tools
-	@for release in $(foreach pair,$(DJANGO_MATRIX),$(firstword $(subst :, ,$(pair)))); do \
-		$(MAKE) --no-print-directory test-django-$$release || exit 1; \
-	done
+test-django-versions: $(foreach pair,$(DJANGO_MATRIX),test-django-$(firstword $(subst :, ,$(pair))))
 
-test-django-%:
-	@want=python$(call django_python,$*); py=""; \
-	for candidate in $$want $(HOME)/.pyenv/versions/$(call django_python,$*).*/bin/$$want; do \
-		if "$$candidate" -c "" >/dev/null 2>&1; then py=$$candidate; break; fi; \
-	done; \
-	if [ -z "$$py" ]; then \
-		if [ "$$CI" = "true" ]; then echo "Django $*: $$want not found" >&2; exit 1; fi; \
-		echo "SKIPPED Django $*: $$want not found (required when CI=true)"; exit 0; \
-	fi; \
-	$(MAKE) --no-print-directory .venv-django-$*/.installed DJANGO_PYTHON=$$py && \
-	.venv-django-$*/bin/python -c "import django, sys; print('Django', django.get_version()); \
-		sys.exit(django.get_version().split('.')[:2] != '$*'.split('.'))" && \
+.SECONDEXPANSION:
+test-django-%: chromium doc-tools $$(if $$(call django_interpreter,$$*),.venv-django-$$*/.installed)
+	$(if $(call django_interpreter,$*),$(django_run),$(django_skip))
+
+define django_run
+.venv-django-$*/bin/python -c "import django, sys; print('Django', django.get_version()); sys.exit(django.get_version().split('.')[:2] != '$*'.split('.'))"
 	RAIL_DJANGO_TEST_DB=sqlite .venv-django-$*/bin/python -m pytest --ignore=tests/packaging $(DJANGO_PYTEST_ARGS)
+endef
 
+define django_skip
+@if [ "$$CI" = "true" ]; then echo "Django $*: python$(call django_python,$*) not found, and CI=true forbids skipping" >&2; exit 1; fi
+	@echo "SKIPPED Django $*: python$(call django_python,$*) not found (on PATH or under pyenv)"
+endef
+
+.PRECIOUS: .venv-django-%/.installed
 .venv-django-%/.installed: setup.cfg pyproject.toml
-	$(DJANGO_PYTHON) -m venv .venv-django-$*
+	$(call django_interpreter,$*) -m venv .venv-django-$*
 	.venv-django-$*/bin/python -m pip install --quiet --upgrade pip
 	.venv-django-$*/bin/python -m pip install --quiet -e ".[test]" "Django==$*.*"
 	touch $@
