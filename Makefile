@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgresql test-mysql lint bench clean chromium doc-tools
+.PHONY: install demo test test-sqlite test-postgresql test-mysql test-django-versions lint bench clean chromium doc-tools
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,17 +16,22 @@ $(STAMP): $(PY) setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# `make demo PORT=8001` when 8000 is taken.
+PORT ?= 8000
+
 demo: $(STAMP)
 	cd sample_project && ../$(PY) manage.py migrate --noinput
-	cd sample_project && ../$(PY) manage.py demo_setup
-	cd sample_project && ../$(PY) manage.py runserver 127.0.0.1:8000
+	cd sample_project && ../$(PY) manage.py demo_setup --port $(PORT)
+	cd sample_project && ../$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 # Every test: SQLite always; PostgreSQL and MariaDB/MySQL when their servers
 # answer (skipped with a reason otherwise, and never skipped when CI=true).
-test: $(STAMP) lint test-sqlite test-postgresql test-mysql
+test: $(STAMP) lint test-sqlite test-postgresql test-mysql test-django-versions
 
+# ruff, then the import contracts of pyproject.toml ([tool.importlinter]; ARCHITECTURE.md draws them).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rail_django tests sample_project benchmarks
+	$(VENV)/bin/lint-imports
 
 test-sqlite: $(STAMP) chromium doc-tools
 	RAIL_DJANGO_TEST_DB=sqlite $(PY) -m pytest
@@ -36,6 +41,39 @@ test-postgresql: $(STAMP)
 
 test-mysql: $(STAMP)
 	RAIL_DJANGO_TEST_DB=mysql $(PY) -m pytest -m "not sqlite_only"
+
+# Every Django release setup.cfg claims besides the one in .venv (5.2 LTS, on python3), as
+# RELEASE:PYTHON -- Django 6.x needs Python 3.12+. Each gets .venv-django-RELEASE (python found on
+# PATH, else under pyenv) and runs the SQLite suite; tests/packaging (wheel and sdist, which do
+# not depend on the Django release) runs once, in test-sqlite.
+DJANGO_MATRIX ?= 6.0:3.12 6.1:3.13
+django_python = $(patsubst $(1):%,%,$(filter $(1):%,$(DJANGO_MATRIX)))
+# The first pythonX.Y that runs: on PATH, else pyenv's (its shims answer only for pyenv's global version).
+find_python = $(firstword $(foreach p,$(shell command -v python$(1)) $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python$(1)),$(if $(shell "$(p)" -c "print(1)" 2>/dev/null),$(p))))
+django_interpreter = $(call find_python,$(call django_python,$(1)))
+
+test-django-versions: $(foreach pair,$(DJANGO_MATRIX),test-django-$(firstword $(subst :, ,$(pair))))
+
+.SECONDEXPANSION:
+test-django-%: chromium doc-tools $$(if $$(call django_interpreter,$$*),.venv-django-$$*/.installed)
+	$(if $(call django_interpreter,$*),$(django_run),$(django_skip))
+
+define django_run
+.venv-django-$*/bin/python -c "import django, sys; print('Django', django.get_version()); sys.exit(django.get_version().split('.')[:2] != '$*'.split('.'))"
+	RAIL_DJANGO_TEST_DB=sqlite .venv-django-$*/bin/python -m pytest --ignore=tests/packaging $(DJANGO_PYTEST_ARGS)
+endef
+
+define django_skip
+@if [ "$$CI" = "true" ]; then echo "Django $*: python$(call django_python,$*) not found, and CI=true forbids skipping" >&2; exit 1; fi
+	@echo "SKIPPED Django $*: python$(call django_python,$*) not found (on PATH or under pyenv)"
+endef
+
+.PRECIOUS: .venv-django-%/.installed
+.venv-django-%/.installed: setup.cfg pyproject.toml
+	$(call django_interpreter,$*) -m venv .venv-django-$*
+	.venv-django-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-django-$*/bin/python -m pip install --quiet -e ".[test]" "Django==$*.*"
+	touch $@
 
 # The browser test drives Debian's chromium through Playwright (never `playwright install`).
 # As root with apt-get (CI, containers) it is installed when missing; anyone else
@@ -67,4 +105,4 @@ bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) .venv-django-* build dist *.egg-info

@@ -32,13 +32,13 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
 from django.utils.text import Truncator
 
 from rail_django.capture.context import describe_user_agent
 from rail_django.read import filters
 from rail_django.read.dashboard import LOGIN_FAILURE
 from rail_django.read.paginator import EstimatedCountPaginator
+from rail_django.read.views import changelist_url, dashboard_view
 
 MAX_SEARCH_TERM = 255
 
@@ -62,14 +62,6 @@ class AuditChangeList(ChangeList):
             if not all(self.model_admin.lookup_allowed(key, value, request) for value in values):
                 raise IncorrectLookupParameters(f"There is no filter named {key[:40]!r}.")
         return super().get_filters(request)
-
-
-def changelist_url(model_admin: admin.ModelAdmin, **params: Any) -> str:
-    """The admin list of audit events, filtered by ``params`` (filter name -> value)."""
-    opts = model_admin.model._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=model_admin.admin_site.name)
-    query = {key: value for key, value in params.items() if value not in (None, "")}
-    return f"{url}?{urlencode(query)}" if query else url
 
 
 class AuditEventAdmin(admin.ModelAdmin):
@@ -256,8 +248,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         return [dashboard, *super().get_urls()]
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
-        from rail_django.read.views import dashboard_view
-
         return dashboard_view(request, self)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:

@@ -1,22 +1,36 @@
-"""The security dashboard page, served inside the admin by :class:`~rail_django.read.admin.AuditEventAdmin`."""
+"""The security dashboard page and the links between admin pages.
+
+Served inside the admin by :class:`~rail_django.read.admin.AuditEventAdmin`,
+which imports this module; nothing here imports the admin back (the model
+admin is passed in as an argument).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.admin import ModelAdmin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from rail_django.read.dashboard import ALERT, LOGIN_FAILURE, LOGIN_SUCCESS, build_dashboard, get_window
 
 
-def dashboard_view(request: HttpRequest, model_admin: Any) -> HttpResponse:
+def changelist_url(model_admin: ModelAdmin, **params: Any) -> str:
+    """The admin list of audit events, filtered by ``params`` (filter name -> value)."""
+    opts = model_admin.model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=model_admin.admin_site.name)
+    query = {key: value for key, value in params.items() if value not in (None, "")}
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def dashboard_view(request: HttpRequest, model_admin: ModelAdmin) -> HttpResponse:
     """Render the dashboard for ``?window=1h|24h|7d`` (default 24h) to staff who may view audit events."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    from rail_django.read.admin import changelist_url
-
     window = get_window(request.GET.get("window"))
     data = build_dashboard(model_admin.model, window)
 

@@ -24,11 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 EXERCISED = {
     "quickstart.md": [
         ("bash", "make demo"),
-        ("python", "INSTALLED_APPS"),
+        ("python", 'INSTALLED_APPS += ["rail_django"]'),
         ("bash", "python manage.py migrate"),
         ("python", "def export_invoices"),
         ("python", "class Query(AuditQuery"),
         ("python", "GRAPHENE = {"),
+        ("python", 'urlpatterns += [path("graphql/"'),
         ("js", "async function logFrontendAudit"),  # run in tests/sample_project/test_browser.py
     ],
     "admin.md": [
@@ -67,50 +68,29 @@ def _expected_results(code: str) -> list[tuple[str, object]]:
 @pytest.mark.sqlite_only
 def test_make_demo_migrates_seeds_and_serves_the_sample():
     assert block("quickstart.md", "bash", "make demo").strip() == "make demo"
-    plan = subprocess.run(["make", "-n", "demo"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    steps = [line for line in plan.splitlines() if "manage.py" in line]
-    assert [s.split("manage.py ")[1] for s in steps] == ["migrate --noinput", "demo_setup", "runserver 127.0.0.1:8000"]
-    assert all(s.startswith("cd sample_project && ") for s in steps)
+    for extra, port in (([], "8000"), (["PORT=8001"], "8001")):
+        plan = subprocess.run(["make", "-n", "demo", *extra], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        steps = [line for line in plan.splitlines() if "manage.py" in line]
+        assert [s.split("manage.py ")[1] for s in steps] == [
+            "migrate --noinput", f"demo_setup --port {port}", f"runserver 127.0.0.1:{port}"
+        ]
+        assert all(s.startswith("cd sample_project && ") for s in steps)
 
 
-PREAMBLE = '''
-from pathlib import Path
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-SECRET_KEY = "docs-quickstart-test-" + "x" * 40
-DEBUG = False
+# After the doc's additions: what a test run needs beyond `startproject`'s development settings.
+TEST_SETTINGS = '''
 ALLOWED_HOSTS = ["testserver"]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
-ROOT_URLCONF = "myproject.urls"
-TEMPLATES = [{
-    "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [BASE_DIR / "templates"],
-    "APP_DIRS": True,
-    "OPTIONS": {"context_processors": [
-        "django.template.context_processors.request",
-        "django.contrib.auth.context_processors.auth",
-        "django.contrib.messages.context_processors.messages",
-    ]},
-}]
-USE_TZ = True
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+TEMPLATES[0]["DIRS"] = [BASE_DIR / "templates"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 '''
 
-URLS = '''
-from django.contrib import admin
+# Routes the driver uses, besides the admin (startproject's) and the doc's GraphQL route.
+TEST_URLS = '''
 from django.contrib.auth import views as auth_views
-from django.urls import path
-from graphene_django.views import GraphQLView
 
 from myproject.views import export_invoices
 
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view()),
-    path("export/", export_invoices),
-    path("graphql/", GraphQLView.as_view()),
-]
+urlpatterns += [path("login/", auth_views.LoginView.as_view()), path("export/", export_invoices)]
 '''
 
 DRIVER = '''
@@ -121,6 +101,7 @@ import django
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "myproject.settings"
 django.setup()
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -144,28 +125,30 @@ print(json.dumps({
     "frontend": frontend.json(),
     "listed": admin_list.content.decode().count("QuickstartBrowser") + admin_list.content.decode().count("198.51.100.7"),
     "events": [[r.event_type, r.username, r.client_ip, r.user_agent, r.additional_data["action"]] for r in rows],
+    "apps": settings.INSTALLED_APPS,
+    "middleware": settings.MIDDLEWARE,
 }))
 '''
 
 
 @pytest.mark.sqlite_only  # a project of its own, on its own SQLite file
 def test_quickstart_blocks_make_a_working_project(tmp_path):
-    """The settings, migrate/check, view and GraphQL blocks, verbatim, in a new project of their own."""
+    """The blocks, verbatim, added to what `django-admin startproject` writes (nothing of it replaced)."""
+    made = subprocess.run([sys.executable, "-m", "django", "startproject", "myproject", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
     package = tmp_path / "myproject"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "settings.py").write_text(
-        PREAMBLE + block("quickstart.md", "python", "INSTALLED_APPS") + block("quickstart.md", "python", "GRAPHENE = {")
-    )
+    generated: dict = {"__file__": str(package / "settings.py")}
+    exec((package / "settings.py").read_text(), generated)
+    with (package / "settings.py").open("a") as settings:
+        settings.write("\n" + block("quickstart.md", "python", 'INSTALLED_APPS += ["rail_django"]'))
+        settings.write(block("quickstart.md", "python", "GRAPHENE = {") + TEST_SETTINGS)
+    with (package / "urls.py").open("a") as urls:
+        urls.write("\n" + block("quickstart.md", "python", 'urlpatterns += [path("graphql/"') + TEST_URLS)
     (package / "views.py").write_text(block("quickstart.md", "python", "def export_invoices"))
     (package / "schema.py").write_text(block("quickstart.md", "python", "class Query(AuditQuery"))
-    (package / "urls.py").write_text(URLS)
     (tmp_path / "templates" / "registration").mkdir(parents=True)
     (tmp_path / "templates" / "registration" / "login.html").write_text("<form method=post>{{ form }}</form>")
-    (tmp_path / "manage.py").write_text(
-        "import os, sys\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'myproject.settings')\n"
-        "from django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n"
-    )
     env = {key: value for key, value in __import__("os").environ.items() if key != "DJANGO_SETTINGS_MODULE"}
     env["PYTHONPATH"] = str(ROOT)
 
@@ -181,6 +164,9 @@ def test_quickstart_blocks_make_a_working_project(tmp_path):
     run = subprocess.run([sys.executable, "drive.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.strip().splitlines()[-1])
+    # The blocks read as additions: everything startproject wrote is still there, in its order.
+    assert out["apps"] == [*generated["INSTALLED_APPS"], "rail_django", "graphene_django"]
+    assert out["middleware"] == [*generated["MIDDLEWARE"], "rail_django.security.middleware.context.SecurityContextMiddleware"]
     assert out["statuses"] == [200, 302, 200, 200]
     assert out["export"] == {"ok": True}
     assert out["frontend"] == {"data": {"logFrontendAudit": {"ok": True, "error": None}}}

@@ -70,8 +70,9 @@ def test_demo_setup_again_changes_nothing_but_passwords(sample_server):
     before = sample_server.query(
         "SELECT (SELECT COUNT(*) FROM auth_user), (SELECT COUNT(*) FROM orders_order), "
         "(SELECT COUNT(*) FROM rail_django_auditeventmodel WHERE correlation_id LIKE 'demo-%')")
-    result = manage(sample_server.data_dir, "demo_setup", "--password", PASSWORD)
+    result = manage(sample_server.data_dir, "demo_setup", "--password", PASSWORD, "--port", "8001")
     assert "not seeding again" in result.stdout
+    assert "Security dashboard: http://127.0.0.1:8001/admin/rail_django/auditeventmodel/dashboard/" in result.stdout
     after = sample_server.query(
         "SELECT (SELECT COUNT(*) FROM auth_user), (SELECT COUNT(*) FROM orders_order), "
         "(SELECT COUNT(*) FROM rail_django_auditeventmodel WHERE correlation_id LIKE 'demo-%')")

@@ -5,6 +5,7 @@ stable ``id``, a ``severity`` (``ok``, ``info``, ``warning``, ``critical``),
 a one-line ``message`` and a fix ``hint``.
 """
 
-from rail_django.operations.deploy_checks.findings import SEVERITIES, Finding, run_security_checks
+from rail_django.operations.deploy_checks.findings import SEVERITIES, Finding
+from rail_django.operations.deploy_checks.runner import run_security_checks
 
 __all__ = ["SEVERITIES", "Finding", "run_security_checks"]

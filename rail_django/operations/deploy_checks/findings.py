@@ -1,12 +1,8 @@
-"""The :class:`Finding` value and the list of checks ``security_check`` runs."""
+"""The :class:`Finding` value every check returns (imported by the check modules, importing none of them)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-
-logger = logging.getLogger("rail_django.audit")
 
 #: Severities, least to most urgent.
 SEVERITIES = ("ok", "info", "warning", "critical")
@@ -27,31 +23,3 @@ class Finding:
     @property
     def rank(self) -> int:
         return SEVERITIES.index(self.severity)
-
-
-Check = Callable[[], list[Finding]]
-
-
-def _checks() -> list[Check]:
-    from rail_django.operations.deploy_checks import audit_checks, site_checks
-
-    return [*site_checks.CHECKS, *audit_checks.CHECKS]
-
-
-def run_security_checks() -> list[Finding]:
-    """Every finding, most urgent first (then by id). A check that crashes becomes a warning finding."""
-    findings: list[Finding] = []
-    for check in _checks():
-        try:
-            findings.extend(check())
-        except Exception as exc:  # one broken check must not hide the others
-            logger.exception("security_check: %s failed", check.__name__)
-            findings.append(
-                Finding(
-                    f"check.{check.__name__.removeprefix('check_')}",
-                    "warning",
-                    f"The check could not run ({type(exc).__name__}: {exc}).",
-                    "Fix the error above and run security_check again.",
-                )
-            )
-    return sorted(findings, key=lambda f: (-f.rank, f.id))

@@ -8,8 +8,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orders import demo
 
-SITE = "http://127.0.0.1:8000"
-
 
 class Command(BaseCommand):
     help = (
@@ -22,9 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="use this password for every demo user instead of new random ones")
         parser.add_argument("--no-seed", action="store_true", help="create users and orders only")
         parser.add_argument("--reseed", action="store_true", help="seed another hour even if one was seeded recently")
+        parser.add_argument("--port", type=int, default=8000, help="the port `make demo` serves on, for the printed links")
 
     def handle(self, *args: Any, password: str | None = None, no_seed: bool = False, reseed: bool = False,
-               **options: Any) -> None:
+               port: int = 8000, **options: Any) -> None:
         if password is not None and len(password) < 8:
             raise CommandError("--password must be at least 8 characters long")
         if no_seed and reseed:
@@ -38,9 +37,10 @@ class Command(BaseCommand):
             attempts, alerts = demo.brute_force_burst()
             seeded = (count, attempts, alerts)
 
+        site = f"http://127.0.0.1:{port}"
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write("")
-        self.stdout.write(f"  Open {SITE}/ and log in as:")
+        self.stdout.write(f"  Open {site}/ and log in as:")
         for account in accounts:
             self.stdout.write(f"    {account.username:<7} {account.password:<18} {describe(account.role)}")
         if password is None:
@@ -56,9 +56,9 @@ class Command(BaseCommand):
             )
         elif not no_seed:
             self.stdout.write("  Events were seeded less than an hour ago; not seeding again (use --reseed).")
-        self.stdout.write(f"  Audit events:       {SITE}/admin/rail_django/auditeventmodel/")
-        self.stdout.write(f"  Security dashboard: {SITE}/admin/rail_django/auditeventmodel/dashboard/?window=1h")
-        self.stdout.write(f"  GraphQL:            {SITE}/graphql/")
+        self.stdout.write(f"  Audit events:       {site}/admin/rail_django/auditeventmodel/")
+        self.stdout.write(f"  Security dashboard: {site}/admin/rail_django/auditeventmodel/dashboard/?window=1h")
+        self.stdout.write(f"  GraphQL:            {site}/graphql/")
 
 
 def describe(role: str) -> str:
