@@ -98,6 +98,10 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_JOURNAL_DIR": _default_journal_dir,
     "AUDIT_JOURNAL_SEGMENT_BYTES": 64 * 1024 * 1024,
     "AUDIT_INTEGRITY_KEY": None,
+    # --- integrity: signed checkpoints (h-integrity; moves to the conf/ registry on merge) ---
+    "AUDIT_INTEGRITY_SIGNING_KEY": None,
+    "AUDIT_INTEGRITY_CHECKPOINT_SECONDS": 60,
+    # --- end integrity ---
     "RAIL_DJANGO_GRAPHQL": lambda: {section: dict(values) for section, values in DEFAULT_GRAPHQL_SETTINGS.items()},
     "AUDIT_LOCKOUT_ENABLED": False,
     "AUDIT_ADMIN_ENABLED": True,
@@ -148,6 +152,12 @@ class SecurityConfig:
     async_delivery: bool
     journal_dir: Path | None
     journal_segment_bytes: int
+    # --- integrity: signed checkpoints (h-integrity; moves to the conf/ registry on merge) ---
+    #: ``AUDIT_INTEGRITY_SIGNING_KEY``: an Ed25519 private key (PEM text or bytes, or a file path), or None.
+    integrity_signing_key: str | bytes | Path | None = None
+    #: ``AUDIT_INTEGRITY_CHECKPOINT_SECONDS``: how often the sealer publishes a checkpoint (0: never).
+    integrity_checkpoint_seconds: float = 60
+    # --- end integrity ---
 
     @classmethod
     def from_settings(cls) -> SecurityConfig:
@@ -186,7 +196,25 @@ class SecurityConfig:
             async_delivery=bool(read_setting("SECURITY_EVENT_ASYNC")),
             journal_dir=Path(journal) if (journal := read_setting("AUDIT_JOURNAL_DIR")) else None,
             journal_segment_bytes=max(4096, int(read_setting("AUDIT_JOURNAL_SEGMENT_BYTES"))),
+            # --- integrity: signed checkpoints (h-integrity; moves to the conf/ registry on merge) ---
+            integrity_signing_key=read_setting("AUDIT_INTEGRITY_SIGNING_KEY") or None,
+            integrity_checkpoint_seconds=_checkpoint_seconds(read_setting("AUDIT_INTEGRITY_CHECKPOINT_SECONDS")),
+            # --- end integrity ---
         )
+
+
+# --- integrity: signed checkpoints (h-integrity; moves to the conf/ registry on merge) ---
+def _checkpoint_seconds(value: Any) -> float:
+    """``AUDIT_INTEGRITY_CHECKPOINT_SECONDS`` in seconds: 0 or None turn the sealer's checkpoints off;
+    a value that is not a number >= 0 falls back to the default, 60."""
+    if value is None:
+        return 0.0
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 60.0
+    return seconds if seconds >= 0 and not isinstance(value, bool) else 60.0
+# --- end integrity ---
 
 
 _config: SecurityConfig | None = None
