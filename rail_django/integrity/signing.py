@@ -195,6 +195,7 @@ def _reset_cache() -> None:
     global _cached
     with _cache_lock:
         _cached = None
+        _reported.clear()  # a new configuration's problems are reported again
 
 
 on_config_change(_reset_cache)

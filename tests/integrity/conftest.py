@@ -84,3 +84,51 @@ def chain(request, settings, tmp_path) -> Chain:
     settings.AUDIT_INTEGRITY_SIGNING_KEY = private
     (tmp_path / "audit-signing.pub.pem").write_text(public)
     return Chain("ed25519", log, tmp_path / "audit-signing.pub.pem")
+
+
+class WitnessServer:
+    """Another system: a loopback webhook receiver that appends each body it gets to a JSON-lines file."""
+
+    def __init__(self, path: Path) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.path = path
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with lock, path.open("ab") as handle:
+                    handle.write(body.rstrip(b"\n") + b"\n")
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/audit"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def lines(self) -> list[str]:
+        return self.path.read_text().splitlines() if self.path.exists() else []
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def witness(settings, tmp_path):
+    """A webhook receiver on "another system" whose JSON-lines file ``verify --checkpoints`` can read."""
+    from rail_django.security import security
+
+    server = WitnessServer(tmp_path / "witness" / "received.jsonl")
+    server.path.parent.mkdir()
+    settings.AUDIT_WEBHOOK_URL = server.url
+    settings.AUDIT_WEBHOOK_BACKOFF = 0.01
+    yield server
+    security.flush(timeout=30)
+    server.close()
