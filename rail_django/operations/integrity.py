@@ -56,6 +56,7 @@ def run_verify(
     signer = _signer(public_key)
     start = parse_since(since)
     scan = None
+    # Checkpoints are read before the head: one published meanwhile is then never ahead of the head read.
     if checkpoints:
         try:
             scan = read_checkpoints(checkpoints)

@@ -157,3 +157,42 @@ def test_without_a_key_nothing_is_sealed(audit_model):
     assert not audit_model.objects.filter(chain_sequence__isnull=False).exists()
     with pytest.raises(ValueError, match="AUDIT_INTEGRITY_KEY"):
         verify_chain()
+
+
+def test_verify_with_checkpoints_holds_while_threads_emit_and_the_writer_seals(keyed, settings, tmp_path, audit_model):
+    """No false alarm under load: rows sealed and checkpoints published while verify runs."""
+    import threading
+
+    from rail_django.integrity.checkpoints import read_checkpoints
+
+    settings.SECURITY_EVENT_ASYNC = True
+    settings.AUDIT_STORE_IN_FILE = True
+    settings.AUDIT_LOG_FILE = log = tmp_path / "audit.log"
+    settings.AUDIT_INTEGRITY_CHECKPOINT_SECONDS = 0.3
+
+    def emitter(worker: int) -> None:
+        for n in range(150):
+            security.emit(EventType.DATA_UPDATE, context={"worker": worker, "n": n})
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=emitter, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    reports = []
+    while any(thread.is_alive() for thread in threads):
+        scan = read_checkpoints([log]) if log.exists() else None  # checkpoints first, then the head
+        if scan is not None and scan.found:
+            reports.append(verify_chain(checkpoints=scan))
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join()
+    assert security.flush(timeout=30)
+    for _ in range(200):
+        if not audit_model.objects.filter(chain_sequence__isnull=True).exists():
+            break
+        time.sleep(0.05)
+    final = verify_chain(checkpoints=read_checkpoints([log]))
+    assert reports and all(report.ok for report in reports), [r.problem for r in reports if not r.ok]
+    assert final.ok, final.problem
+    assert final.checkpoints.checked >= 2  # one per seal (the writer seals about once a second under load)
+    assert final.checked >= 600  # every emitted event (and the checkpoints' own rows) verified
