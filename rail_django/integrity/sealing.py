@@ -1,7 +1,7 @@
-"""Sealing: stored rows join the chain, in ``id`` order, off the request path.
+"""Sealing: stored rows join the chain, in time order, off the request path.
 
 The background writer calls :func:`seal_pending` about once a second. Each
-unsealed row gets the next ``chain_sequence`` and ``chain_hash`` (see
+unsealed row (oldest ``timestamp`` first, then ``id``) gets the next ``chain_sequence`` and ``chain_hash`` (see
 :mod:`rail_django.integrity.canonical`); the head moves and is re-signed in the
 same transaction, under a lock on the head row (one chain has one head, so
 several processes take turns; a unique ``chain_sequence`` makes a lost race
@@ -51,7 +51,10 @@ def _seal_batch(model: Any, signer: Signer, alias: str, batch_size: int, nowait:
         if fault is not None:
             # Extending (and re-signing) a head we did not sign would vouch for someone else's chain.
             raise HeadRefused(fault)
-        rows = list(model.objects.using(alias).filter(chain_sequence__isnull=True).order_by("id")[:batch_size])
+        # Time order, then insertion order: rows that arrive late but together (a replayed journal, a
+        # table older than the key) join the chain in the order they happened.
+        pending = model.objects.using(alias).filter(chain_sequence__isnull=True)
+        rows = list(pending.order_by("timestamp", "id")[:batch_size])
         if not rows:
             return 0, head, False
         sequence, previous = head.sequence, head.hash
@@ -68,7 +71,7 @@ def _seal_batch(model: Any, signer: Signer, alias: str, batch_size: int, nowait:
 
 
 def seal_pending(alias: str = "default", batch_size: int = 1000, max_batches: int = 100, *, publish: bool = True) -> int:
-    """Seal unsealed rows in ``id`` order; returns how many. Safe to call from several processes.
+    """Seal unsealed rows in time order; returns how many. Safe to call from several processes.
 
     With ``publish`` (the sealer's default), the checkpoint publisher is told
     the new head when rows other than checkpoints were sealed.
