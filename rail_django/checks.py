@@ -168,6 +168,10 @@ def _check_reliability() -> list[Error]:
     key = read_setting("AUDIT_INTEGRITY_KEY")
     if key is not None and (not isinstance(key, (str, bytes)) or len(key) < 16):
         errors.append(_error("rail_django.E052", "AUDIT_INTEGRITY_KEY", "<hidden>", "it must be None or a secret of at least 16 characters"))
+    from rail_django.integrity.signing import setting_errors  # E053, E054 (h-integrity)
+
+    errors += [_error(check_id, name, "<hidden>" if "KEY" in name else read_setting(name), allowed)
+               for check_id, name, allowed in setting_errors()]
     return errors
 
 

@@ -242,3 +242,18 @@ def chain_signer() -> Signer | None:
             _reported.add(message)
             logger.error("Audit rows are not sealed: %s", message)
         return None
+
+
+def setting_errors() -> list[tuple[str, str, str]]:
+    """Problems with the integrity settings, as (check id, setting, what is allowed), for ``manage.py check``."""
+    errors = []
+    value = read_setting("AUDIT_INTEGRITY_SIGNING_KEY")
+    if value is not None:
+        try:
+            load_private_key(value)
+        except ImproperlyConfigured as exc:
+            errors.append(("rail_django.E053", "AUDIT_INTEGRITY_SIGNING_KEY", f"it must be None or an Ed25519 private key: {exc}"))
+    seconds = read_setting("AUDIT_INTEGRITY_CHECKPOINT_SECONDS")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0):
+        errors.append(("rail_django.E054", "AUDIT_INTEGRITY_CHECKPOINT_SECONDS", "it must be a number of seconds >= 0 (0: off)"))
+    return errors
