@@ -35,8 +35,11 @@ _TEXT_TYPE = {"sqlite": "TEXT", "mysql": "CHAR"}
 def _checked_fields(model: Any, connection: Any) -> list[models.Field]:
     """The canonical fields whose stored text can differ for one value on this database."""
     fields = [model._meta.get_field(name) for name in CANONICAL_FIELDS]
-    if connection.vendor == "sqlite":  # dynamic typing: any column can hold any text
-        return fields
+    if connection.vendor == "sqlite":
+        # Dynamic typing: every column Django converts on the way out can hold other text for one value.
+        # (Text columns are read as stored: Python and SQL see the same string.)
+        converted = (models.DateTimeField, models.JSONField, models.UUIDField, models.BooleanField)
+        return [field for field in fields if isinstance(field, converted)]
     if connection.vendor != "mysql":  # PostgreSQL: typed columns, one stored form per value
         return []
     text_json = getattr(connection, "mysql_is_mariadb", True)  # MySQL's JSON type normalises; MariaDB's is text

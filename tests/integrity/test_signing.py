@@ -118,3 +118,23 @@ def test_a_bad_public_key_file_is_a_clear_error(keys, tmp_path):
         _verify_with_public_key(tmp_path / "missing.pem")
     with pytest.raises(CommandError, match="is not a PEM public key"):
         _verify_with_public_key(keys["private_file"])
+
+
+@pytest.mark.parametrize("name, value, check_id", [
+    ("AUDIT_INTEGRITY_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "rail_django.E053"),
+    ("AUDIT_INTEGRITY_CHECKPOINT_SECONDS", -5, "rail_django.E054"),
+    ("AUDIT_INTEGRITY_CHECKPOINT_SECONDS", "60", "rail_django.E054"),
+])
+def test_manage_py_check_names_a_bad_integrity_setting(settings, name, value, check_id):
+    from django.core.management.base import SystemCheckError
+
+    setattr(settings, name, value)
+    with pytest.raises(SystemCheckError, match=f"{check_id}.*{name}") as failed:
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+    assert "BEGIN PRIVATE KEY" not in str(failed.value)  # a key is never printed
+
+
+def test_manage_py_check_accepts_a_good_signing_key_and_interval(settings, keys):
+    settings.AUDIT_INTEGRITY_SIGNING_KEY = keys["private_file"]
+    settings.AUDIT_INTEGRITY_CHECKPOINT_SECONDS = 0
+    call_command("check", stdout=StringIO(), stderr=StringIO())
