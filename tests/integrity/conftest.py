@@ -45,9 +45,9 @@ class Chain:
     log: Path
     public_key: Path | None
 
-    def verify(self, *, checkpoints: bool) -> str:
+    def verify(self, *, checkpoints: bool, extra: list[str] | None = None) -> str:
         """``audit_management verify`` as the auditor runs it; its output (raises CommandError on failure)."""
-        args = ["audit_management", "verify"]
+        args = ["audit_management", "verify", *(extra or [])]
         if checkpoints:
             args += ["--checkpoints", str(self.log)]
         out = StringIO()
@@ -59,10 +59,10 @@ class Chain:
             call_command(*args, "--public-key", str(self.public_key), stdout=out)
         return out.getvalue()
 
-    def failure(self, *, checkpoints: bool) -> str:
+    def failure(self, *, checkpoints: bool, extra: list[str] | None = None) -> str:
         """The one-line error of a failing verify (and that it exits 1)."""
         with pytest.raises(CommandError) as failed:
-            self.verify(checkpoints=checkpoints)
+            self.verify(checkpoints=checkpoints, extra=extra)
         assert failed.value.returncode == 1
         return str(failed.value)
 

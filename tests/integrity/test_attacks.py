@@ -282,3 +282,15 @@ def test_checkpoints_older_than_retention_still_verify(chain, audit_model):
     out = chain.verify(checkpoints=True)
     assert "Integrity chain OK" in out and "2 checked" in out
     assert "1 checkpoints are older than the retention anchor" in out
+
+
+def test_verify_since_with_checkpoints_still_compares_every_checkpoint(chain, audit_model):
+    _history(chain)
+    _emit(3)
+    seal_pending()
+    since = audit_model.objects.get(chain_sequence=12).timestamp.isoformat()
+    args = ["--since", since]
+    out = chain.verify(checkpoints=True, extra=args)
+    assert "Integrity chain OK: " in out and "Checkpoints: 1 checked" in out
+    sql(f"UPDATE {TABLE} SET chain_hash = %s WHERE chain_sequence = 10", ["0" * 64])  # before --since
+    assert "checkpoint_mismatch at sequence 10" in chain.failure(checkpoints=True, extra=args)

@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
@@ -211,3 +212,43 @@ def test_rows_waiting_together_are_sealed_in_time_order(keyed, audit_model):
     assert audit_model.objects.get(event_id=early.event_id).chain_sequence == 1
     report = verify_chain()
     assert report.ok, report.problem
+
+
+def test_the_stored_chain_keeps_its_format_so_existing_chains_still_verify(keyed, audit_model):
+    """Row hashes and the head's HMAC are computed exactly as before the Ed25519 work (no re-sealing on upgrade)."""
+    import hashlib
+    import hmac
+    import json
+
+    from rail_django.models import AuditChainState
+
+    _emit(3)
+    seal_pending()
+    key = b"integrity-test-key-0123456789abcdef"
+    previous = "0" * 64
+    for row in audit_model.objects.order_by("chain_sequence"):
+        fields = {name: getattr(row, name) for name in (
+            "event_id", "event_type", "severity", "user_id", "username", "client_ip", "user_agent", "timestamp",
+            "request_path", "request_method", "additional_data", "success", "error_message", "correlation_id",
+            "session_id")}
+        fields["timestamp"] = row.timestamp.astimezone(dt_timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
+        fields["event_id"] = str(row.event_id)
+        fields["chain_sequence"] = row.chain_sequence
+        body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        previous = hmac.new(key, previous.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+        assert row.chain_hash == previous
+    head = AuditChainState.objects.get(name="head")
+    assert head.signature == hmac.new(key, f"head:3:{previous}".encode(), hashlib.sha256).hexdigest()
+
+
+def test_the_sealer_refuses_to_extend_a_head_it_did_not_sign(keyed, audit_model, caplog):
+    import logging
+
+    _emit(2)
+    seal_pending()
+    _sql("UPDATE rail_django_auditchainstate SET sequence = 5 WHERE name = 'head'")
+    _emit(1)
+    with caplog.at_level(logging.ERROR, logger="rail_django.audit"):
+        assert seal_pending() == 0
+    assert "Audit rows are not sealed: the chain head (sequence 5) was altered" in caplog.text
+    assert audit_model.objects.filter(chain_sequence__isnull=True).count() == 1
