@@ -139,14 +139,17 @@ class AuditEventModel(models.Model):
 class AuditChainState(models.Model):
     """The integrity chain's head (last sealed row) and anchor (last row removed by retention).
 
-    ``signature`` is an HMAC of the name, sequence and hash, so the head cannot
-    be wound back without the key.
+    ``signature`` signs the name, sequence and hash (HMAC-SHA256 with
+    ``AUDIT_INTEGRITY_KEY``, or Ed25519 with ``AUDIT_INTEGRITY_SIGNING_KEY``),
+    so a head cannot be forged without the key. A saved head can still be
+    written back: only checkpoints kept outside the database reveal that
+    (see :mod:`rail_django.integrity`).
     """
 
     name = models.CharField(max_length=16, primary_key=True)
     sequence = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64)
-    signature = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)  # "ed25519:" + base64 of 64 bytes is 96 characters
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

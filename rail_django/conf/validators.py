@@ -73,10 +73,11 @@ def integer(minimum: int, maximum: int | None = None, unit: str = "") -> Validat
     return rule(lambda v: is_int(v) and v >= minimum and (maximum is None or v <= maximum), allowed)
 
 
-def seconds() -> Validator:
+def seconds(allow_zero: bool = False) -> Validator:
+    low = "0 (off) or more" if allow_zero else "> 0"
     return rule(
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf"),
-        "it must be a number of seconds > 0",
+        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and (v >= 0 if allow_zero else v > 0) and v < float("inf"),
+        f"it must be a number of seconds {low}",
     )
 
 

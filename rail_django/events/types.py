@@ -76,6 +76,7 @@ class EventType(str, enum.Enum):
     RATE_LIMIT_WARNING = "rate.limit.warning"
     SYSTEM_ERROR = "system.error"
     SYSTEM_CONFIG_CHANGE = "system.config.change"
+    SYSTEM_INTEGRITY_CHECKPOINT = "system.integrity.checkpoint"
     UI_ACTION = "ui.action"
     SECURITY_ALERT = "security.alert"
 
@@ -109,6 +110,9 @@ DEFAULT_SEVERITIES: dict[EventType, Severity] = {
     EventType.RATE_LIMIT_WARNING: Severity.INFO,
     EventType.SYSTEM_ERROR: Severity.ERROR,
     EventType.SYSTEM_CONFIG_CHANGE: Severity.WARNING,
+    # Routine, but warning so that the default AUDIT_WEBHOOK_MIN_SEVERITY ships it off the host:
+    # a checkpoint is worth something only where the database's owner cannot reach it.
+    EventType.SYSTEM_INTEGRITY_CHECKPOINT: Severity.WARNING,
     EventType.SECURITY_ALERT: Severity.CRITICAL,
 }
 

@@ -2,7 +2,11 @@
 
 Past events are built by rail-django's own pipeline (``security.build``:
 enrichment from a request, redaction) with their time moved into the last
-hour, then delivered to the configured sinks. The brute-force burst at the
+hour, then delivered to the configured sinks in time order, so that with a
+tamper-evidence key (``AUDIT_INTEGRITY_KEY``) they are sealed as history that
+happened in that order. With a key, the hour is seeded only when no stored
+event is newer than its start: back-dating events behind newer ones is exactly
+what ``audit_management verify`` reports as tampering. The brute-force burst at the
 end is real: failed ``authenticate()`` calls fire Django's
 ``user_login_failed`` signal, rail-django records each failure and its
 failed-login counters raise the alerts by themselves.
@@ -27,6 +31,7 @@ from orders.models import Order
 from rail_django.capture.context import attach_context
 from rail_django.delivery.dispatcher import dispatcher
 from rail_django.extensions.audit.models import get_audit_event_model
+from rail_django.integrity.chain import integrity_key
 from rail_django.security import EventType, Outcome, security
 from rail_django.security.signals import security_alert
 
@@ -110,12 +115,20 @@ def recently_seeded(now: dt.datetime | None = None) -> bool:
     return model.objects.filter(timestamp__gte=now - dt.timedelta(hours=1), correlation_id__startswith=SEED_PREFIX).exists()
 
 
+def seeding_would_back_date(now: dt.datetime | None = None) -> bool:
+    """With a tamper-evidence key, whether a stored event is newer than the start of the hour to seed."""
+    if integrity_key() is None:
+        return False
+    start = (now or timezone.now()) - dt.timedelta(hours=1)
+    return get_audit_event_model().objects.filter(timestamp__gt=start).exists()
+
+
 class _Seeder:
     def __init__(self, now: dt.datetime, rng: random.Random) -> None:
         self.now = now
         self.rng = rng
         self.factory = RequestFactory()
-        self.count = 0
+        self.events: list[Any] = []
 
     def visit(self, user: Any, ip: str, agent: str, method: str, path: str) -> Any:
         """A request of one visit: its events share a correlation id, as a real request's do."""
@@ -128,8 +141,7 @@ class _Seeder:
     def event(self, minutes_ago: float, event_type: EventType, request: Any, **kwargs: Any) -> None:
         event = security.build(event_type, request=request, **kwargs)
         event.timestamp = self.now - dt.timedelta(minutes=minutes_ago)
-        dispatcher.deliver(event)
-        self.count += 1
+        self.events.append(event)
 
     def working_session(self, user: Any, ip: str, agent: str, start: float, manager: bool) -> None:
         """Log in (after a typo now and then), browse, approve, maybe delete, log out."""
@@ -196,8 +208,11 @@ def seed_hour(now: dt.datetime | None = None, seed: int = 2024) -> int:
             seeder.working_session(user, ip, agent, start - rng.uniform(0, 4), manager)
     seeder.working_session(admin, ADMIN[1], ADMIN[2], 35, True)
     seeder.scanner(17)
+    # Stored (and sealed) in the order the events happened, as a real hour would be.
+    for event in sorted(seeder.events, key=lambda e: e.timestamp):
+        dispatcher.deliver(event)
     security.flush(timeout=30)
-    return seeder.count
+    return len(seeder.events)
 
 
 def brute_force_burst() -> tuple[int, int]:

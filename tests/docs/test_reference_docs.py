@@ -88,9 +88,12 @@ EXERCISED = {
         ("python", "LOGGING = {"),  # run in the install project (test_install_blocks_make_a_working_project)
     ],
     "deployment.md": [],
-    "integrity.md": [
+    "integrity.md": [  # the last three run in tests/integrity/test_docs.py
         ("python", "AUDIT_INTEGRITY_KEY"),
         ("bash", "audit_management verify"),
+        ("bash", "openssl genpkey -algorithm ed25519"),
+        ("python", "AUDIT_INTEGRITY_SIGNING_KEY"),
+        ("bash", "audit_management checkpoint"),
     ],
     "graphql.md": [
         ("python", "rail_django.security.graphql.GraphQLAuditMiddleware"),
@@ -631,7 +634,7 @@ def test_integrity_blocks_seal_verify_and_catch_an_edit(monkeypatch, audit_model
     assert values == {"AUDIT_INTEGRITY_KEY": "integrity-key-from-a-secret-store"}
     assert_real_settings(values)
     assert_check_passes(values)
-    commands = [shlex.split(line, comments=True) for line in block("integrity.md", "bash", "verify").strip().splitlines()]
+    commands = [shlex.split(line, comments=True) for line in block("integrity.md", "bash", "verify --since").strip().splitlines()]
     assert [words[:3] for words in commands] == [
         ["python", "manage.py", "migrate"], *[["python", "manage.py", "audit_management"]] * 2
     ]

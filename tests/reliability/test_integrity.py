@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
@@ -157,3 +158,97 @@ def test_without_a_key_nothing_is_sealed(audit_model):
     assert not audit_model.objects.filter(chain_sequence__isnull=False).exists()
     with pytest.raises(ValueError, match="AUDIT_INTEGRITY_KEY"):
         verify_chain()
+
+
+def test_verify_with_checkpoints_holds_while_threads_emit_and_the_writer_seals(keyed, settings, tmp_path, audit_model):
+    """No false alarm under load: rows sealed and checkpoints published while verify runs."""
+    import threading
+
+    from rail_django.integrity.checkpoints import read_checkpoints
+
+    settings.SECURITY_EVENT_ASYNC = True
+    settings.AUDIT_STORE_IN_FILE = True
+    settings.AUDIT_LOG_FILE = log = tmp_path / "audit.log"
+    settings.AUDIT_INTEGRITY_CHECKPOINT_SECONDS = 0.3
+
+    def emitter(worker: int) -> None:
+        for n in range(150):
+            security.emit(EventType.DATA_UPDATE, context={"worker": worker, "n": n})
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=emitter, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    reports = []
+    while any(thread.is_alive() for thread in threads):
+        scan = read_checkpoints([log]) if log.exists() else None  # checkpoints first, then the head
+        if scan is not None and scan.found:
+            reports.append(verify_chain(checkpoints=scan))
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join()
+    assert security.flush(timeout=30)
+    for _ in range(200):
+        if not audit_model.objects.filter(chain_sequence__isnull=True).exists():
+            break
+        time.sleep(0.05)
+    final = verify_chain(checkpoints=read_checkpoints([log]))
+    assert reports and all(report.ok for report in reports), [r.problem for r in reports if not r.ok]
+    assert final.ok, final.problem
+    assert final.checkpoints.checked >= 2  # one per seal (the writer seals about once a second under load)
+    assert final.checked >= 600  # every emitted event (and the checkpoints' own rows) verified
+
+
+def test_rows_waiting_together_are_sealed_in_time_order(keyed, audit_model):
+    """A key set on a table whose rows were stored out of time order (a replayed journal): no false alarm."""
+    from rail_django.sinks.database import event_to_row
+
+    late = security.build(EventType.DATA_READ, action="stored first, happened last")
+    early = security.build(EventType.DATA_READ, action="stored last, happened an hour earlier")
+    early.timestamp = late.timestamp - timedelta(hours=1)
+    event_to_row(audit_model, late).save()
+    event_to_row(audit_model, early).save()
+    assert seal_pending() == 2
+    assert audit_model.objects.get(event_id=early.event_id).chain_sequence == 1
+    report = verify_chain()
+    assert report.ok, report.problem
+
+
+def test_the_stored_chain_keeps_its_format_so_existing_chains_still_verify(keyed, audit_model):
+    """Row hashes and the head's HMAC are computed exactly as before the Ed25519 work (no re-sealing on upgrade)."""
+    import hashlib
+    import hmac
+    import json
+
+    from rail_django.models import AuditChainState
+
+    _emit(3)
+    seal_pending()
+    key = b"integrity-test-key-0123456789abcdef"
+    previous = "0" * 64
+    for row in audit_model.objects.order_by("chain_sequence"):
+        fields = {name: getattr(row, name) for name in (
+            "event_id", "event_type", "severity", "user_id", "username", "client_ip", "user_agent", "timestamp",
+            "request_path", "request_method", "additional_data", "success", "error_message", "correlation_id",
+            "session_id")}
+        fields["timestamp"] = row.timestamp.astimezone(dt_timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
+        fields["event_id"] = str(row.event_id)
+        fields["chain_sequence"] = row.chain_sequence
+        body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+        previous = hmac.new(key, previous.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+        assert row.chain_hash == previous
+    head = AuditChainState.objects.get(name="head")
+    assert head.signature == hmac.new(key, f"head:3:{previous}".encode(), hashlib.sha256).hexdigest()
+
+
+def test_the_sealer_refuses_to_extend_a_head_it_did_not_sign(keyed, audit_model, caplog):
+    import logging
+
+    _emit(2)
+    seal_pending()
+    _sql("UPDATE rail_django_auditchainstate SET sequence = 5 WHERE name = 'head'")
+    _emit(1)
+    with caplog.at_level(logging.ERROR, logger="rail_django.audit"):
+        assert seal_pending() == 0
+    assert "Audit rows are not sealed: the chain head (sequence 5) was altered" in caplog.text
+    assert audit_model.objects.filter(chain_sequence__isnull=True).count() == 1

@@ -88,6 +88,7 @@ def test_every_contract_event_type_exists_with_its_value():
         "data.export", "query.blocked.depth", "query.blocked.complexity", "query.blocked.introspection",
         "query.validation.failed", "query.injection.attempt", "rate.limit.exceeded", "rate.limit.warning",
         "system.error", "system.config.change", "ui.action", "security.alert",
+        "system.integrity.checkpoint",  # part 2
     }
     assert {e.value for e in EventType} == values
     assert EventType.DATA_BULK_OPERATION.value == "data.bulk"

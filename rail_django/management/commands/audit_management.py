@@ -1,9 +1,10 @@
-"""``manage.py audit_management export|cleanup|summary|verify|replay``: operate on the stored audit events.
+"""``manage.py audit_management export|cleanup|summary|verify|checkpoint|replay``: operate on the stored audit events.
 
     python manage.py audit_management export --format json --days 30 --output audit.json
     python manage.py audit_management cleanup --days 180 --dry-run
     python manage.py audit_management summary --hours 24
-    python manage.py audit_management verify [--since 2026-11-01T00:00:00]
+    python manage.py audit_management verify [--since 2026-11-01T00:00:00] [--checkpoints audit.log] [--public-key PEM]
+    python manage.py audit_management checkpoint
     python manage.py audit_management replay
 
 The work is in :mod:`rail_django.management.audit`; see ``docs/commands.md``.
@@ -20,16 +21,16 @@ from rail_django.management.base import AuditCommand, OneLineErrorParser, positi
 from rail_django.operations.cleanup import DEFAULT_BATCH_SIZE, run_cleanup
 from rail_django.operations.common import printable
 from rail_django.operations.export import DEFAULT_CHUNK_SIZE, FORMATS, run_export
-from rail_django.operations.integrity import run_replay, run_verify
+from rail_django.operations.integrity import run_checkpoint, run_replay, run_verify
 from rail_django.operations.summary import build_summary, render_text
 
 
 class Command(AuditCommand):
-    help = "Export, clean up (retention) and summarise the stored audit events."
+    help = "Export, clean up (retention), summarise and verify the stored audit events."
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="{export,cleanup,summary,verify,replay}", parser_class=OneLineErrorParser
+            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay}", parser_class=OneLineErrorParser
         )
 
         export = verbs.add_parser("export", help="Stream events as json, jsonl, csv or ocsf.")
@@ -61,6 +62,17 @@ class Command(AuditCommand):
 
         verify = verbs.add_parser("verify", help="Check the integrity chain (AUDIT_INTEGRITY_KEY); exit 1 on tampering.")
         verify.add_argument("--since", help="Start at the first event at or after this ISO 8601 date/time.")
+        verify.add_argument(
+            "--checkpoints", action="append", metavar="PATH",
+            help="JSON-lines file (the audit log or a copy) whose signed checkpoints the table must reach "
+            "(repeatable).",
+        )
+        verify.add_argument(
+            "--public-key", metavar="PEMFILE",
+            help="Verify with this Ed25519 public key (AUDIT_INTEGRITY_SIGNING_KEY's): no secret needed, nothing sealed.",
+        )
+
+        verbs.add_parser("checkpoint", help="Publish a signed checkpoint of the chain's head to every sink.")
 
         verbs.add_parser("replay", help="Store events that stopped processes left in the journal.")
 
@@ -107,7 +119,7 @@ class Command(AuditCommand):
 
 
     def _verify(self, options: dict[str, Any]) -> None:
-        report = run_verify(options["since"])
+        report = run_verify(options["since"], options["checkpoints"], options["public_key"])
         if not report.ok:
             problem = report.problem
             where = f" at sequence {problem.sequence}" if problem.sequence is not None else ""
@@ -117,10 +129,44 @@ class Command(AuditCommand):
             f"Integrity chain OK: {report.checked} events verified from sequence {report.anchor + 1} "
             f"to {report.head}; {report.unsealed} not sealed yet."
         )
+        if report.sealed_meanwhile:
+            self.stdout.write(f"{report.sealed_meanwhile} events sealed while verifying were not checked.")
+        self.stdout.write(_checkpoint_lines(report))
+
+    def _checkpoint(self, options: dict[str, Any]) -> None:
+        published = run_checkpoint()
+        checkpoint = published.checkpoint
+        self.stdout.write(
+            f"Checkpoint published: sequence {checkpoint.sequence}, head {checkpoint.head}, at {checkpoint.at}, "
+            f"signed with {published.signer}; sent to {', '.join(published.sinks) or 'no sink'}."
+        )
 
     def _replay(self, options: dict[str, Any]) -> None:
         count = run_replay()
         self.stdout.write(f"Replayed {count} events from the journal of stopped processes.")
+
+
+def _checkpoint_lines(report: Any) -> str:
+    """What the comparison with checkpoints covered, or what its absence leaves undetected."""
+    summary = report.checkpoints
+    if summary is None:
+        return (
+            "No checkpoints given: rows deleted at the end together with a wound-back head, or emptied tables, "
+            "cannot be detected from the database alone (pass --checkpoints PATH)."
+        )
+    newest = summary.newest.checkpoint
+    lines = [
+        f"Checkpoints: {summary.checked} checked from {', '.join(summary.files)}; the newest vouches for sequence "
+        f"{newest.sequence} (signed {newest.at}); the table reaches it."
+    ]
+    if report.head > newest.sequence:
+        lines.append(f"Rows {newest.sequence + 1}..{report.head} are newer than every checkpoint given.")
+    if summary.other_keys:
+        lines.append(f"{summary.other_keys} checkpoints signed by other keys were not checked.")
+    if summary.before_anchor:
+        lines.append(f"{summary.before_anchor} checkpoints are older than the retention anchor (rows cleaned up).")
+    lines += [f"Unreadable checkpoint: {line}" for line in summary.malformed]
+    return "\n".join(lines)
 
 
 class _Raw:

@@ -32,7 +32,8 @@ class Command(BaseCommand):
         created = demo.setup_orders()
 
         seeded = None
-        if not no_seed and (reseed or not demo.recently_seeded()):
+        back_dating = not no_seed and demo.seeding_would_back_date()
+        if not no_seed and not back_dating and (reseed or not demo.recently_seeded()):
             count = demo.seed_hour()
             attempts, alerts = demo.brute_force_burst()
             seeded = (count, attempts, alerts)
@@ -53,6 +54,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  Seeded {count} events over the last hour, then {attempts} failed logins from "
                 f"{demo.ATTACKER_IP} that raised {alerts} security alert(s)."
+            )
+        elif back_dating:
+            self.stdout.write(
+                "  Not seeding: the integrity chain holds events newer than the hour to seed, and back-dated "
+                "events would (rightly) fail `audit_management verify`. Seed an empty database, or before "
+                "setting the integrity key."
             )
         elif not no_seed:
             self.stdout.write("  Events were seeded less than an hour ago; not seeding again (use --reseed).")
