@@ -22,3 +22,14 @@ class RailDjangoConfig(AppConfig):
         auth_signals.user_login_failed.connect(auth.on_user_login_failed, dispatch_uid="rail_django.login_failed")
         dispatcher.on_sink_failure = raise_audit_failure_alert
         install_process_hooks()
+        self._record_with_no_code()
+
+    def _record_with_no_code(self) -> None:
+        """Issue 14: account and privilege changes, ``django.security`` logs, integrations, commands."""
+        from rail_django.capture import accounts, commands, suspicious
+        from rail_django.capture.integrations import install_integrations
+
+        accounts.connect()
+        suspicious.install()
+        install_integrations()
+        commands.install_for_command_line()

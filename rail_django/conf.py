@@ -101,6 +101,25 @@ DEFAULTS: dict[str, Any] = {
     "RAIL_DJANGO_GRAPHQL": lambda: {section: dict(values) for section, values in DEFAULT_GRAPHQL_SETTINGS.items()},
     "AUDIT_LOCKOUT_ENABLED": False,
     "AUDIT_ADMIN_ENABLED": True,
+    # --- Security events recorded with no code, and lockout rules (issue 14) --------------------
+    # Account lifecycle, password and privilege changes from model signals (rail_django.capture.accounts).
+    "AUDIT_ACCOUNT_EVENTS": True,
+    # Unsolicited events (suspicious requests, permission denials, DRF failures): at most
+    # "events" per client and kind within "window" seconds, then one rate.limit.exceeded.
+    "AUDIT_CLIENT_EVENT_LIMIT": lambda: {"events": 20, "window": 60},
+    # Lockout rules (with AUDIT_LOCKOUT_ENABLED), read by rail_django.alerts.lockout_rules.
+    "AUDIT_LOCKOUT_PARAMETERS": lambda: [["username", "ip_address"]],
+    "AUDIT_LOCKOUT_FAILURE_LIMIT": 5,
+    "AUDIT_LOCKOUT_FAILURE_WINDOW": 900,
+    "AUDIT_LOCKOUT_COOLOFF": lambda: [300, 1800, 7200, 86400],
+    "AUDIT_LOCKOUT_TIER_MEMORY": 86400,
+    "AUDIT_LOCKOUT_ALLOW_IPS": lambda: [],
+    "AUDIT_LOCKOUT_ALLOW_USERNAMES": lambda: [],
+    "AUDIT_LOCKOUT_DENY_IPS": lambda: [],
+    "AUDIT_LOCKOUT_DENY_USERNAMES": lambda: [],
+    "AUDIT_LOCKOUT_RESET_ON_SUCCESS": False,
+    "AUDIT_LOCKOUT_TEMPLATE": None,
+    # --- end of issue 14's settings ----------------------------------------------------------------
 }
 
 
