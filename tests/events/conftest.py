@@ -40,3 +40,14 @@ def row_text(row) -> str:
 
 def context_of(row) -> dict:
     return row.additional_data["context"]
+
+
+@pytest.fixture
+def rows_async(audit_model):
+    """``await rows_async(event_type)`` from async tests."""
+    from asgiref.sync import sync_to_async
+
+    async def find(event_type: str):
+        return await sync_to_async(lambda: list(audit_model.objects.filter(event_type=event_type).order_by("id")))()
+
+    return find
