@@ -77,6 +77,10 @@ INSTALLED_APPS = [
     "graphene_django",
     "rail_django",
     "tests.testapp",
+    # Issue 14's integrations, exercised for real in tests/integrations/.
+    "rest_framework",
+    "rest_framework.authtoken",
+    "hijack",
 ]
 
 MIDDLEWARE = [

@@ -48,6 +48,9 @@ def rows_async(audit_model):
     from asgiref.sync import sync_to_async
 
     async def find(event_type: str):
+        from rail_django.security import security
+
+        await security.aflush()  # in async code events are always queued
         return await sync_to_async(lambda: list(audit_model.objects.filter(event_type=event_type).order_by("id")))()
 
     return find
