@@ -24,6 +24,9 @@ def rows(audit_model):
     """``rows("auth.password.changed")``: the stored rows of that type, oldest first."""
 
     def find(event_type: str | None = None):
+        from rail_django.security import security
+
+        security.flush()  # events emitted inside a transaction go through the background writer
         query = audit_model.objects.order_by("timestamp", "id")
         if event_type is not None:
             query = query.filter(event_type=event_type)
