@@ -25,10 +25,17 @@ class RailDjangoConfig(AppConfig):
         self._record_with_no_code()
 
     def _record_with_no_code(self) -> None:
-        """Issue 14: account and privilege changes, ``django.security`` logs, integrations, commands."""
+        """Issue 14: account and privilege changes, ``django.security`` logs, lockout rules, integrations, commands."""
+        from django.contrib.auth import signals as auth_signals
+        from django.core import checks
+
+        from rail_django.alerts import lockout
+        from rail_django.alerts.lockout_rules import check_no_code_settings
         from rail_django.capture import accounts, commands, suspicious
         from rail_django.capture.integrations import install_integrations
 
+        checks.register(check_no_code_settings)
+        auth_signals.user_logged_in.connect(lockout.on_user_logged_in, dispatch_uid="rail_django.lockout.success")
         accounts.connect()
         suspicious.install()
         install_integrations()

@@ -36,6 +36,7 @@ import logging
 import math
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -79,10 +80,11 @@ _refused: ContextVar[Lockout | None] = ContextVar("rail_django_login_lockout", d
 
 
 def normalise_username(username: str | None) -> str | None:
-    """The per-user counter key: stripped and case-folded, so ``Alice`` and ``alice`` count together."""
+    """The per-user counter key: Unicode NFKC, case-folded and stripped, so ``Alice``, `` alice`` and
+    ``ａｌｉｃｅ`` (full-width) count together (also for the lockout rules)."""
     if username is None:
         return None
-    value = str(username).strip().casefold()
+    value = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", str(username)).casefold()).strip()
     return value or None
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 
 from rail_django.alerts import failed_logins as alerts
+from rail_django.alerts.lockout import record_failed_login as count_for_lockout
 from rail_django.events.types import EventType, Outcome, Severity
 from rail_django.security.api import security
 
@@ -74,3 +75,4 @@ def on_user_login_failed(sender: Any, credentials: dict[str, Any] | None = None,
         alerts.record_failed_login(
             client_ip=event.client_ip, username=event.context.get("username_attempted"), request=request
         )
+        count_for_lockout(request, username)  # the lockout rules count the username as typed
