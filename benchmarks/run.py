@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import drf_token  # noqa: E402
 from benchmarks.requests_worker import SCENARIOS  # noqa: E402
 
 REFERENCE_PACKAGES = {"easy-audit": "easyaudit", "axes": "axes", "auditlog": "auditlog"}
@@ -54,6 +55,7 @@ RATIO_TARGETS = [
     ("login_failed", "rail", 1.10),
     ("login_failed", "rail-sync", 1.25),
     ("graphql_query_1000x5", "rail", 1.05),
+    ("drf_token_get", "rail", 1.05),  # issue 14: benchmarks/drf_token.py (ratio to bare DRF)
 ]
 
 
@@ -412,6 +414,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=work_root) as scratch:
         work = Path(scratch)
         requests = {} if opts.skip_requests else run_requests(opts, variants, work, env)
+        if not opts.skip_requests and drf_token.wanted(opts.scenarios):
+            requests.update(drf_token.run(opts.rounds, opts.batches, max(4, round(300 * opts.scale))))
         throughput = [] if opts.skip_throughput else run_throughput(opts, databases, work, env)
     meta["load_end"] = load()
     report = {"meta": meta, "requests": requests, "throughput": throughput}

@@ -25,3 +25,21 @@ class RailDjangoConfig(AppConfig):
         auth_signals.user_login_failed.connect(auth.on_user_login_failed, dispatch_uid="rail_django.login_failed")
         dispatcher.on_sink_failure = raise_audit_failure_alert
         install_process_hooks()
+        self._record_with_no_code()
+
+    def _record_with_no_code(self) -> None:
+        """Issue 14: account and privilege changes, ``django.security`` logs, lockout rules, integrations, commands."""
+        from django.contrib.auth import signals as auth_signals
+        from django.core import checks
+
+        from rail_django.alerts import lockout
+        from rail_django.alerts.lockout_rules import check_no_code_settings
+        from rail_django.capture import accounts, commands, suspicious
+        from rail_django.capture.integrations import install_integrations
+
+        checks.register(check_no_code_settings)
+        auth_signals.user_logged_in.connect(lockout.on_user_logged_in, dispatch_uid="rail_django.lockout.success")
+        accounts.connect()
+        suspicious.install()
+        install_integrations()
+        commands.install_for_command_line()

@@ -77,6 +77,10 @@ INSTALLED_APPS = [
     "graphene_django",
     "rail_django",
     "tests.testapp",
+    # Issue 14's integrations, exercised for real in tests/integrations/.
+    "rest_framework",
+    "rest_framework.authtoken",
+    "hijack",
 ]
 
 MIDDLEWARE = [
@@ -111,6 +115,9 @@ AUDIT_LOG_FILE = TEST_OUTPUT / "logs" / "audit.log"
 AUDIT_JOURNAL_DIR = TEST_OUTPUT / "journal"
 # Tests assert on rows right after emit; tests of the background writer turn it on.
 SECURITY_EVENT_ASYNC = False
+# The users the fixtures create would each add account events to the rows other tests count;
+# tests/events/ and tests/integrations/ turn these on (the default is True).
+AUDIT_ACCOUNT_EVENTS = False
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

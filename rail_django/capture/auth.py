@@ -17,6 +17,7 @@ from django.contrib.auth import get_user_model
 from django.utils.crypto import salted_hmac
 
 from rail_django.alerts import failed_logins as alerts
+from rail_django.alerts.lockout import record_failed_login as count_for_lockout
 from rail_django.conf import get_config
 from rail_django.events.types import EventType, Outcome, Severity
 from rail_django.security.api import security
@@ -130,3 +131,4 @@ def on_user_login_failed(sender: Any, credentials: dict[str, Any] | None = None,
     )
     if event is not None:  # counted on the name tried, whatever is stored
         alerts.record_failed_login(client_ip=event.client_ip, username=username, request=request)
+        count_for_lockout(request, username)  # the lockout rules count the username as typed

@@ -102,19 +102,36 @@ def describe_user(user: Any) -> tuple[str | None, str | None]:
     return (str(pk) if pk is not None else None), (str(username)[:150] if username is not None else None)
 
 
-class AuditContext:
-    """What the audit trail knows about the code that is running now."""
+#: Functions ``f(request) -> dict | None`` whose result is added to the context of every event
+#: emitted in a request (installed in ``ready()`` by integrations, e.g. django-hijack's impersonator).
+_request_enrichers: list[Callable[[Any], dict[str, Any] | None]] = []
 
-    __slots__ = ("request", "correlation_id", "_actor", "_snapshot", "_client_ip")
+
+def add_request_enricher(enricher: Callable[[Any], dict[str, Any] | None]) -> None:
+    """Add ``enricher(request)`` to every event's context; runs only when an event is built."""
+    if enricher not in _request_enrichers:
+        _request_enrichers.append(enricher)
+
+
+class AuditContext:
+    """What the audit trail knows about the code that is running now.
+
+    ``tags`` are facts about the running unit of work (the management command,
+    the Celery task) added to the context of every event it emits.
+    """
+
+    __slots__ = ("request", "correlation_id", "tags", "_actor", "_snapshot", "_client_ip")
 
     def __init__(
         self,
         request: Any = None,
         correlation_id: str | None = None,
         snapshot: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
     ) -> None:
         self.request = request
         self.correlation_id = correlation_id or new_correlation_id()
+        self.tags = tags
         self._actor: Any = _UNSET
         self._snapshot = snapshot
         self._client_ip: tuple[str | None, str | None] | None = None
@@ -171,11 +188,26 @@ class AuditContext:
             "session_id": hash_session_key(getattr(session, "session_key", None)),
         }
 
+    def extra_context(self) -> dict[str, Any] | None:
+        """What every event of this context adds to its ``context``: the tags, then the request enrichers'."""
+        extra = dict(self.tags) if self.tags else None
+        if self.request is not None and _request_enrichers:
+            for enricher in _request_enrichers:
+                try:
+                    found = enricher(self.request)
+                except Exception:  # an integration's failure must not cost the event
+                    found = None
+                if found:
+                    extra = {**(extra or {}), **found}
+        elif self._snapshot is not None and self._snapshot.get("tags"):
+            extra = {**self._snapshot["tags"], **(extra or {})}
+        return extra
+
     def snapshot(self) -> dict[str, Any]:
         """Resolved, JSON-serialisable facts to re-create this context elsewhere."""
         user_id, username = self.actor()
         client_ip, remote_addr = self.client_ip()
-        return {
+        snapshot = {
             "correlation_id": self.correlation_id,
             "user_id": user_id,
             "username": username,
@@ -183,6 +215,10 @@ class AuditContext:
             "remote_addr": remote_addr,
             **self.request_facts(),
         }
+        extra = self.extra_context()
+        if extra:
+            snapshot["tags"] = extra
+        return snapshot
 
 
 def get_current_context() -> AuditContext | None:
@@ -243,14 +279,19 @@ def capture_context() -> dict[str, Any] | None:
 
 
 @contextmanager
-def use_context(snapshot: dict[str, Any] | None = None) -> Iterator[AuditContext]:
+def use_context(snapshot: dict[str, Any] | None = None, *, tags: dict[str, Any] | None = None) -> Iterator[AuditContext]:
     """Run a block with the context described by ``snapshot`` (from :func:`capture_context`).
 
     With no snapshot, starts a fresh context with a new correlation id, e.g.
-    for a management command or a task that is not tied to a request.
+    for a management command or a task that is not tied to a request. The
+    running context's tags (the command, the task) carry on, with ``tags`` over them.
     """
     snapshot = snapshot or {}
-    ctx = AuditContext(correlation_id=accept_correlation_id(snapshot.get("correlation_id")), snapshot=snapshot)
+    outer = _current.get()
+    inherited = {**(outer.tags or {}), **(tags or {})} if outer is not None else tags
+    ctx = AuditContext(
+        correlation_id=accept_correlation_id(snapshot.get("correlation_id")), snapshot=snapshot, tags=inherited or None
+    )
     token = _current.set(ctx)
     try:
         yield ctx

@@ -6,7 +6,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.apps import apps
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 
 from rail_django.capture.context import AuditContext, _current, new_correlation_id
 
@@ -46,6 +46,10 @@ class SecurityContextMiddleware:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+        # Issue 14: Django REST framework's error responses become events (only when DRF is installed).
+        from rail_django.capture.integrations import drf
+
+        drf.bind_hooks(self, self.is_async)
 
     def __call__(self, request: Any) -> Any:
         if self.is_async:
@@ -63,6 +67,17 @@ class SecurityContextMiddleware:
             _current.reset(token)
         response[CORRELATION_HEADER] = ctx.correlation_id
         return response
+
+    def process_exception(self, request: Any, exception: Exception) -> None:
+        """``PermissionDenied`` raised by a view -> ``authz.permission.denied`` (Django sends no signal for it).
+
+        Added for issue 14; returns ``None`` so Django goes on to its own 403 handling.
+        """
+        if isinstance(exception, PermissionDenied):
+            from rail_django.capture.permissions import record_permission_denied
+
+            record_permission_denied(request, exception)
+        return None
 
     async def __acall__(self, request: Any) -> Any:
         ctx = AuditContext.for_request(request)

@@ -40,7 +40,7 @@ REQUEST_ID_SOURCES = ("trusted_proxies", "any", "none")
 LOCKOUT_BACKEND_PATH = "rail_django.security.backends.LockoutBackend"
 #: Sections of docs/configuration.md, in order ("graphql" is documented in docs/graphql.md).
 SECTIONS = ("Recording", "Sinks", "Durability and tamper evidence", "Redaction", "Client IP and proxies",
-            "Retention and alerts")
+            "Retention and alerts", "Security events with no code, and lockout")
 
 
 def _base_dir() -> Path:
@@ -106,11 +106,22 @@ class Setting:
         return self.default() if callable(self.default) else self.default
 
 
+def _lockout_rule(name: str) -> v.Validator:
+    """The lockout rules are parsed as a whole (they refer to each other): this setting's part of the report."""
+
+    def validate(value: Any) -> list[v.Problem]:
+        from rail_django.alerts.lockout_rules import parse_rules
+
+        return [v.Problem(problem, message=f"{name}: {problem}.") for setting, problem in parse_rules()[1] if setting == name]
+
+    return validate
+
+
 def _setting(name: str, default: Any, check_id: str, section: str, doc: str, validate: v.Validator, **kw: Any) -> Setting:
     return Setting(name, default, check_id, section, doc, validate, **kw)
 
 
-_R, _S, _D, _X, _P, _A = SECTIONS
+_R, _S, _D, _X, _P, _A, _L = SECTIONS
 _SEVERITIES = [s.value for s in Severity]
 
 SETTINGS: tuple[Setting, ...] = (
@@ -152,10 +163,24 @@ SETTINGS: tuple[Setting, ...] = (
     _setting("AUDIT_RETENTION_DAYS", 90, "rail_django.E008", _A, "what `audit_management cleanup` deletes when `--days` is not given", v.integer(1, unit="of days"), attribute="retention_days"),
     _setting("AUDIT_ALERT_THRESHOLDS", lambda: dict(DEFAULT_ALERT_THRESHOLDS), "rail_django.E009", _A, "failed logins per client IP / per attempted username within the window (seconds) that raise one `security.alert`", v.thresholds(DEFAULT_ALERT_THRESHOLDS), attribute="alert_thresholds", convert=lambda given: {**DEFAULT_ALERT_THRESHOLDS, **given}),
     _setting("AUDIT_CACHE_ALIAS", "default", "rail_django.E018", _A, "the cache that counts failed logins (use a shared cache such as Redis with several processes)", v.alias_in("CACHES", {"default": {}}), attribute="cache_alias"),
-    _setting("AUDIT_LOCKOUT_ENABLED", False, "rail_django.E030", _A, "refuse logins for a client IP or username that raised an alert, for one window; needs `rail_django.security.backends.LockoutBackend` first in `AUTHENTICATION_BACKENDS`", _lockout, attribute="lockout_enabled", other_ids=("rail_django.E031",)),
+    _setting("AUDIT_LOCKOUT_ENABLED", False, "rail_django.E030", _A, "refuse logins that the lockout rules below lock out; needs `rail_django.security.backends.LockoutBackend` first in `AUTHENTICATION_BACKENDS` and `rail_django.alerts.lockout.LockoutMiddleware` in `MIDDLEWARE` (HTTP 429; W060 without it)", _lockout, attribute="lockout_enabled", other_ids=("rail_django.E031",)),
     _setting("AUDIT_ATTEMPTED_USERNAME", "known", "rail_django.E032", _A, 'what a failed login stores as `username_attempted`: `"always"` the text as typed; `"known"` the text only when such a user exists, else a keyed hash (a password typed into the username field is not kept in clear); `"hash"` always the keyed hash (see [alerts](alerts.md#what-a-failed-login-stores))', v.choice(ATTEMPTED_USERNAME_MODES), attribute="attempted_username"),
     # -- GraphQL (docs/graphql.md) --
     _setting("RAIL_DJANGO_GRAPHQL", default_graphql_settings, "rail_django.E020", "graphql", "GraphQL capture and the frontend mutation (see [GraphQL](graphql.md))", validate_graphql, other_ids=("rail_django.E021", "rail_django.E022", "rail_django.E023", "rail_django.E024", "rail_django.E025", "rail_django.W020")),
+    # -- Security events with no code, and lockout (the rules are parsed by rail_django.alerts.lockout_rules) --
+    _setting("AUDIT_ACCOUNT_EVENTS", True, "rail_django.E080", _L, "account lifecycle, password and privilege changes from model signals (see [events](events.md#security-events-recorded-with-no-code)); `False` for a project that records them with another tool", v.boolean()),
+    _setting("AUDIT_CLIENT_EVENT_LIMIT", lambda: {"events": 20, "window": 60}, "rail_django.E081", _L, "per client (user, else IP) and kind, at most `events` suspicious requests, permission denials and DRF failures are recorded per `window` seconds; the first past it is one `rate.limit.exceeded`", v.rule(lambda x: isinstance(x, dict) and set(x) <= {"events", "window"} and all(v.is_int(x.get(k)) and x[k] >= 1 for k in ("events", "window")), 'it must be {"events": N, "window": SECONDS} with whole numbers >= 1'), default_doc='`{"events": 20, "window": 60}`'),
+    _setting("AUDIT_LOCKOUT_PARAMETERS", lambda: [["username", "ip_address"]], "rail_django.E062", _L, "what a failure counts against: each entry a parameter (`\"username\"`, `\"ip_address\"`, `\"user_agent\"`) or a list of them (a combination), as django-axes' `AXES_LOCKOUT_PARAMETERS`", _lockout_rule("AUDIT_LOCKOUT_PARAMETERS"), default_doc='`[["username", "ip_address"]]`'),
+    _setting("AUDIT_LOCKOUT_FAILURE_LIMIT", 5, "rail_django.E063", _L, "failures of one key that lock it", _lockout_rule("AUDIT_LOCKOUT_FAILURE_LIMIT")),
+    _setting("AUDIT_LOCKOUT_FAILURE_WINDOW", 900, "rail_django.E063", _L, "seconds, from a key's first failure, within which its failures are counted", _lockout_rule("AUDIT_LOCKOUT_FAILURE_WINDOW")),
+    _setting("AUDIT_LOCKOUT_COOLOFF", lambda: [300, 1800, 7200, 86400], "rail_django.E064", _L, "seconds of the 1st, 2nd, 3rd... lockout of one key (the last repeats): progressive cool-off", _lockout_rule("AUDIT_LOCKOUT_COOLOFF"), default_doc="`[300, 1800, 7200, 86400]`"),
+    _setting("AUDIT_LOCKOUT_TIER_MEMORY", 86400, "rail_django.E063", _L, "seconds a lockout counts towards the next, longer tier", _lockout_rule("AUDIT_LOCKOUT_TIER_MEMORY")),
+    _setting("AUDIT_LOCKOUT_ALLOW_IPS", lambda: [], "rail_django.E065", _L, "IPs / CIDR networks never locked out", _lockout_rule("AUDIT_LOCKOUT_ALLOW_IPS"), default_doc="`[]`"),
+    _setting("AUDIT_LOCKOUT_DENY_IPS", lambda: [], "rail_django.E065", _L, "IPs / CIDR networks always refused (HTTP 403)", _lockout_rule("AUDIT_LOCKOUT_DENY_IPS"), default_doc="`[]`"),
+    _setting("AUDIT_LOCKOUT_ALLOW_USERNAMES", lambda: [], "rail_django.E066", _L, "usernames never locked out (compared normalised)", _lockout_rule("AUDIT_LOCKOUT_ALLOW_USERNAMES"), default_doc="`[]`"),
+    _setting("AUDIT_LOCKOUT_DENY_USERNAMES", lambda: [], "rail_django.E066", _L, "usernames always refused", _lockout_rule("AUDIT_LOCKOUT_DENY_USERNAMES"), default_doc="`[]`"),
+    _setting("AUDIT_LOCKOUT_RESET_ON_SUCCESS", False, "rail_django.E067", _L, "a successful login forgets its keys' failures (not their locks)", _lockout_rule("AUDIT_LOCKOUT_RESET_ON_SUCCESS")),
+    _setting("AUDIT_LOCKOUT_TEMPLATE", None, "rail_django.E068", _L, "template rendered for the 429 (context `retry_after`, `lockout_rule`); otherwise plain text, or JSON for API clients", _lockout_rule("AUDIT_LOCKOUT_TEMPLATE")),
 )
 
 #: The settings by name.

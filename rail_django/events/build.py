@@ -84,6 +84,10 @@ def build_event(
         score = None
     if score is not None and not math.isfinite(score):  # NaN and infinities are not JSON
         score = None
+    extra = ctx.extra_context() if ctx is not None else None
+    if extra:  # the command, task or impersonator of the running context: facts the caller cannot override
+        base = context if isinstance(context, dict) else ({"value": context} if context else {})
+        context = {**base, **extra}
     cleaned_context = redactor.clean(context) if context else {}
     if not isinstance(cleaned_context, dict):
         cleaned_context = {"value": cleaned_context}

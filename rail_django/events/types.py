@@ -79,6 +79,17 @@ class EventType(str, enum.Enum):
     SYSTEM_INTEGRITY_CHECKPOINT = "system.integrity.checkpoint"
     UI_ACTION = "ui.action"
     SECURITY_ALERT = "security.alert"
+    # -- recorded with no code (CONTRACT part 2, issue 14): Django's signals, loggers and integrations --
+    SECURITY_SUSPICIOUS_REQUEST = "security.suspicious.request"
+    AUTH_PASSWORD_CHANGED = "auth.password.changed"
+    AUTH_ACCOUNT_CREATED = "auth.account.created"
+    AUTH_ACCOUNT_DELETED = "auth.account.deleted"
+    AUTH_ACCOUNT_DISABLED = "auth.account.disabled"
+    AUTH_ACCOUNT_ENABLED = "auth.account.enabled"
+    AUTH_IMPERSONATION_STARTED = "auth.impersonation.started"
+    AUTH_IMPERSONATION_ENDED = "auth.impersonation.ended"
+    AUTH_LOGIN_LOCKED = "auth.login.locked"
+    AUTH_LOGIN_UNLOCKED = "auth.login.unlocked"
 
     def __str__(self) -> str:
         return self.value
@@ -114,6 +125,17 @@ DEFAULT_SEVERITIES: dict[EventType, Severity] = {
     # a checkpoint is worth something only where the database's owner cannot reach it.
     EventType.SYSTEM_INTEGRITY_CHECKPOINT: Severity.WARNING,
     EventType.SECURITY_ALERT: Severity.CRITICAL,
+    # -- recorded with no code (issue 14) --
+    EventType.SECURITY_SUSPICIOUS_REQUEST: Severity.WARNING,
+    EventType.AUTH_PASSWORD_CHANGED: Severity.WARNING,
+    EventType.AUTH_ACCOUNT_CREATED: Severity.INFO,
+    EventType.AUTH_ACCOUNT_DELETED: Severity.WARNING,
+    EventType.AUTH_ACCOUNT_DISABLED: Severity.WARNING,
+    EventType.AUTH_ACCOUNT_ENABLED: Severity.INFO,
+    EventType.AUTH_IMPERSONATION_STARTED: Severity.WARNING,
+    EventType.AUTH_IMPERSONATION_ENDED: Severity.INFO,
+    EventType.AUTH_LOGIN_LOCKED: Severity.ERROR,
+    EventType.AUTH_LOGIN_UNLOCKED: Severity.WARNING,
 }
 
 

@@ -37,6 +37,7 @@ from django.utils.text import Truncator
 from rail_django.capture.context import describe_user_agent
 from rail_django.read import filters
 from rail_django.read.dashboard import LOGIN_FAILURE
+from rail_django.read.lockout_action import can_reset_lockouts, reset_lockouts
 from rail_django.read.paginator import EstimatedCountPaginator
 from rail_django.read.views import changelist_url, dashboard_view
 
@@ -89,7 +90,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = EstimatedCountPaginator
-    actions = None
+    actions = [reset_lockouts]  # issue 14: only superusers with AUDIT_LOCKOUT_ENABLED see it (no bulk delete)
     preserve_filters = True
     change_list_template = "rail_django/admin/change_list.html"
     change_form_template = "rail_django/admin/change_form.html"
@@ -106,6 +107,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         "request_method", "request_path", "user_agent", "client_software", "correlation_id", "related_events",
         "additional_data_pretty",
     )
+
+    def has_reset_lockout_permission(self, request: HttpRequest) -> bool:
+        return can_reset_lockouts(request)
 
     # -- read-only for everyone -------------------------------------------------------
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

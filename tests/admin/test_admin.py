@@ -90,7 +90,11 @@ def test_superuser_cannot_add_change_or_delete_through_the_admin(su_client, samp
     bulk = su_client.post(LIST, {"action": "delete_selected", "_selected_action": [e.pk for e in sample], "post": "yes"})
     assert bulk.status_code in (200, 302)
 
-    assert list(audit_model.objects.order_by("id").values()) == before
+    # Nothing stored changed; each refusal is itself recorded (authz.permission.denied, issue 14).
+    last = before[-1]["id"]
+    assert list(audit_model.objects.filter(id__lte=last).order_by("id").values()) == before
+    added = audit_model.objects.filter(id__gt=last).values_list("event_type", flat=True)
+    assert list(added) == ["authz.permission.denied"] * 5
 
 
 def test_event_page_is_view_only(su_client, sample):

@@ -23,6 +23,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "rail_django.security.middleware.context.SecurityContextMiddleware",
+    "rail_django.alerts.lockout.LockoutMiddleware",  # lockout is on: 429 with Retry-After (W060 otherwise)
 ]
 ROOT_URLCONF = "tests.commands.urls_good"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

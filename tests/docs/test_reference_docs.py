@@ -304,11 +304,12 @@ def test_install_blocks_make_a_working_project(tmp_path):
     run = subprocess.run([sys.executable, "drive.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    types = ["system.config.change", "auth.login.failure", "auth.login.success", "auth.logout", "security.alert"]
+    types = ["system.config.change", "auth.account.created", "auth.login.failure", "auth.login.success",
+             "auth.logout", "security.alert"]  # create_user records auth.account.created (issue 14)
     assert [e[0] for e in out["events"]] == types
     # "every response carries an X-Correlation-ID header that is also stored on each event of that request"
-    assert out["status"] == 200 and out["events"][1][2] == out["header"] and len(out["header"]) >= 16
-    assert [e[1] for e in out["events"][2:4]] == ["ana", "ana"]
+    assert out["status"] == 200 and out["events"][2][2] == out["header"] and len(out["header"]) >= 16
+    assert [e[1] for e in out["events"][3:5]] == ["ana", "ana"]
     # ... and as a JSON line in BASE_DIR / "logs" / "audit.log"
     lines = (tmp_path / "logs" / "audit.log").read_text().splitlines()
     assert [json.loads(line)["event_type"] for line in lines] == types
@@ -739,7 +740,10 @@ def test_setup_blocks_serve_the_frontend_mutation_behind_csrf(myproject, audit_m
     # The schema served is the block's: AuditQuery's and AuditMutation's fields, nothing else.
     assert [f["name"] for f in fields["queryType"]["fields"]] == ["auditEvents", "auditEvent"]
     assert [f["name"] for f in fields["mutationType"]["fields"]] == ["logFrontendAudit"]
-    row = audit_model.objects.get()  # one event: the middleware adds none for logFrontendAudit
+    # The refused POST is a CSRF failure (security.suspicious.request, issue 14); then one event for the
+    # mutation: the middleware adds none for logFrontendAudit.
+    csrf, row = audit_model.objects.order_by("id")
+    assert (csrf.event_type, csrf.additional_data["context"]["kind"]) == ("security.suspicious.request", "csrf")
     assert (row.event_type, row.severity, row.username) == ("ui.action", "warning", "alice")
     context = row.additional_data["context"]
     assert (context["app_name"], context["model_name"], context["component"]) == ("admin", "Order", "OrderApprovalDialog")

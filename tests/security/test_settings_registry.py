@@ -27,6 +27,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: A realistic bad value for every registered setting (the test below fails when one is missing).
 BAD_VALUES = {
+    "AUDIT_ACCOUNT_EVENTS": "on",
+    "AUDIT_CLIENT_EVENT_LIMIT": {"events": 0, "window": 60},
+    "AUDIT_LOCKOUT_PARAMETERS": [["username", "shoe_size"]],
+    "AUDIT_LOCKOUT_FAILURE_LIMIT": 0,
+    "AUDIT_LOCKOUT_FAILURE_WINDOW": -1,
+    "AUDIT_LOCKOUT_COOLOFF": [],
+    "AUDIT_LOCKOUT_TIER_MEMORY": "a day",
+    "AUDIT_LOCKOUT_ALLOW_IPS": ["not-an-ip"],
+    "AUDIT_LOCKOUT_DENY_IPS": ["300.1.1.1"],
+    "AUDIT_LOCKOUT_ALLOW_USERNAMES": "alice",
+    "AUDIT_LOCKOUT_DENY_USERNAMES": [1],
+    "AUDIT_LOCKOUT_RESET_ON_SUCCESS": "yes",
+    "AUDIT_LOCKOUT_TEMPLATE": 42,
     "GRAPHQL_ENABLE_AUDIT_LOGGING": "yes",
     "SECURITY_EVENT_ASYNC": "false",
     "AUDIT_CAPTURE_CLIENT_IP": "no",

@@ -1,4 +1,4 @@
-"""``manage.py audit_management export|cleanup|summary|verify|checkpoint|replay``: operate on the stored audit events.
+"""``manage.py audit_management export|cleanup|summary|verify|checkpoint|replay|lockout``: operate on the stored audit events.
 
     python manage.py audit_management export --format json --days 30 --output audit.json
     python manage.py audit_management cleanup --days 180 --dry-run
@@ -6,6 +6,7 @@
     python manage.py audit_management verify [--since 2026-11-01T00:00:00] [--checkpoints audit.log] [--public-key PEM]
     python manage.py audit_management checkpoint
     python manage.py audit_management replay
+    python manage.py audit_management lockout status|reset [--ip 203.0.113.9] [--username alice]
 
 The work is in :mod:`rail_django.management.audit`; see ``docs/commands.md``.
 """
@@ -30,7 +31,7 @@ class Command(AuditCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay}", parser_class=OneLineErrorParser
+            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay,lockout}", parser_class=OneLineErrorParser
         )
 
         export = verbs.add_parser("export", help="Stream events as json, jsonl, csv or ocsf.")
@@ -75,6 +76,11 @@ class Command(AuditCommand):
         verbs.add_parser("checkpoint", help="Publish a signed checkpoint of the chain's head to every sink.")
 
         verbs.add_parser("replay", help="Store events that stopped processes left in the journal.")
+
+        lockout = verbs.add_parser("lockout", help="List or lift login lockouts (AUDIT_LOCKOUT_ENABLED).")
+        lockout.add_argument("action", choices=("status", "reset"), help="status: list the locks; reset: lift them.")
+        lockout.add_argument("--ip", help="Only locks of this client IP address.")
+        lockout.add_argument("--username", help="Only locks of this username (compared normalised).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['verb']}")(options)
@@ -144,6 +150,25 @@ class Command(AuditCommand):
     def _replay(self, options: dict[str, Any]) -> None:
         count = run_replay()
         self.stdout.write(f"Replayed {count} events from the journal of stopped processes.")
+
+
+    def _lockout(self, options: dict[str, Any]) -> None:
+        from rail_django.operations.lockout import describe_lock, lift_lockouts, list_lockouts
+
+        ip, username = options["ip"], options["username"]
+        try:
+            if options["action"] == "status":
+                locks = list_lockouts(ip, username)
+                for lock in locks:
+                    self.stdout.write(describe_lock(lock))
+                self.stdout.write(f"{len(locks)} lockout(s) in force.")
+                return
+            lifted = lift_lockouts(ip, username, via="audit_management lockout reset")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        for lock in lifted:
+            self.stdout.write(f"Lifted: {describe_lock(lock)}")
+        self.stdout.write(f"Reset {len(lifted)} lockout(s); failure counts cleared.")
 
 
 def _checkpoint_lines(report: Any) -> str:
