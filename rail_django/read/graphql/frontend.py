@@ -19,7 +19,7 @@ from django.core.cache import caches
 from graphene.types.generic import GenericScalar
 
 from rail_django.capture.context import context_for_request, get_current_context
-from rail_django.capture.graphql.operation import RECORDS_ITSELF
+from rail_django.capture.graphql.rules import RECORDS_ITSELF
 from rail_django.conf import get_config, get_graphql_config
 from rail_django.events.types import EventType, Outcome, Severity
 from rail_django.security.api import security

@@ -21,7 +21,7 @@ from django.db.models import Q, QuerySet
 from graphene.types.generic import GenericScalar
 from graphql import GraphQLError
 
-from rail_django.capture.graphql.operation import ALREADY_RECORDED
+from rail_django.capture.graphql.rules import ALREADY_RECORDED
 from rail_django.conf import get_config
 from rail_django.events.types import EventType, Outcome, Severity
 from rail_django.models import get_audit_event_model
