@@ -63,8 +63,11 @@ def secret_values(*variable_sets: Any) -> list[str]:
 
 
 def _forms(secret: str) -> set[str]:
-    """The ways a message may quote ``secret``: raw, Python ``repr``, JSON, and graphql-core's ``inspect`` (cut when long)."""
-    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], inspect(secret)}
+    """How messages may quote ``secret`` (inside its quotes): raw, as Python's ``repr``, JSON, graphql-core's ``inspect``.
+
+    ``inspect`` cuts a long value in the middle (``'abc...xyz'``): that cut form is one of them.
+    """
+    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], inspect(secret)[1:-1]}
     return {form for form in forms if form}
 
 
