@@ -129,6 +129,18 @@ def is_audit_middleware(middleware: Any) -> bool:
     return resolve is GraphQLAuditMiddleware.resolve and "resolve" not in getattr(middleware, "__dict__", ())
 
 
+class _Chains(dict):
+    """Resolver -> its middleware chain, built on first use."""
+
+    def __init__(self, build: Any) -> None:
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, field_resolver: GraphQLFieldResolver) -> GraphQLFieldResolver:
+        chain = self[field_resolver] = self.build(field_resolver)
+        return chain
+
+
 class RootFieldsMiddlewareManager(MiddlewareManager):
     """graphql-core's ``MiddlewareManager``, with ``GraphQLAuditMiddleware`` on root-field resolvers only.
 
@@ -141,19 +153,15 @@ class RootFieldsMiddlewareManager(MiddlewareManager):
         super().__init__(*middlewares)
         self.root_resolvers = root_resolvers
         self.others = MiddlewareManager(*[m for m in middlewares if not is_audit_middleware(m)])
-        self.chains: dict[GraphQLFieldResolver, GraphQLFieldResolver] = {}
+        self.chains = _Chains(self._build_chain)
+        # graphql-core asks for every field it resolves: once a resolver's chain is built, answering is one
+        # dict lookup made in C (the dict's own __getitem__), not a Python call.
+        self.get_field_resolver = self.chains.__getitem__  # type: ignore[method-assign]
 
-    def get_field_resolver(self, field_resolver: GraphQLFieldResolver) -> GraphQLFieldResolver:
-        # graphql-core asks for every field it resolves: one dict lookup once the resolver's chain is built.
-        try:
-            return self.chains[field_resolver]
-        except KeyError:
-            if field_resolver in self.root_resolvers:
-                chain = super().get_field_resolver(field_resolver)
-            else:
-                chain = self.others.get_field_resolver(field_resolver)
-            self.chains[field_resolver] = chain
-            return chain
+    def _build_chain(self, field_resolver: GraphQLFieldResolver) -> GraphQLFieldResolver:
+        if field_resolver in self.root_resolvers:
+            return MiddlewareManager.get_field_resolver(self, field_resolver)
+        return self.others.get_field_resolver(field_resolver)
 
 
 _root_resolvers: weakref.WeakKeyDictionary[GraphQLSchema, dict[Any, frozenset[Any]]] = weakref.WeakKeyDictionary()
