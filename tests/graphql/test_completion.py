@@ -8,6 +8,7 @@ import json
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
+from graphql import MiddlewareManager
 
 from rail_django.security import security
 from rail_django.security.graphql import GraphQLAuditMiddleware, audited_execute, audited_execute_async
@@ -170,3 +171,27 @@ def test_a_failure_inside_the_audit_never_fails_the_request(graphql, audit_model
     assert "GraphQL audit bookkeeping failed" in caplog.text
     status, body = graphql('mutation { createGroup(name: "next") { ok } }', path=endpoint)
     assert body == {"data": {"createGroup": {"ok": True}}} and audit_model.objects.count() == 1
+
+
+class ProjectManager(MiddlewareManager):
+    """A project's own middleware manager: counts the resolvers graphql-core asks it for."""
+
+    asked = 0
+
+    def get_field_resolver(self, field_resolver):
+        ProjectManager.asked += 1
+        return super().get_field_resolver(field_resolver)
+
+
+def test_a_projects_own_middleware_manager_is_used_as_it_is(audit_model, user, caplog):
+    ProjectManager.asked = 0
+
+    audited_execute(schema, NESTED_ERROR, context_value=_request(user), middleware=ProjectManager(GraphQLAuditMiddleware()))
+
+    assert ProjectManager.asked == 5  # createGroup, ok, group, name, brokenNote: every field, through that class
+    [event] = audit_model.objects.all()
+    assert event.outcome == "failure"
+
+    result = audited_execute(schema, 'mutation { createGroup(name: "unaudited") { ok } }', middleware=ProjectManager())
+    assert not result.errors and audit_model.objects.count() == 1  # without the audit middleware: not audited...
+    assert "ProjectManager has no GraphQLAuditMiddleware" in caplog.text  # ...and the log says so

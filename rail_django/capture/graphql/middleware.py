@@ -5,8 +5,8 @@ one acts on root fields only (``info.path.prev is None``) and hands every
 other field straight on. On a root field it finds the operation's
 :class:`~.operation.OperationAudit`:
 
-* when the operation runs inside :class:`~.execution.OperationRun` (started by
-  ``AuditGraphQLView`` or ``audited_execute``), that run owns it and emits the
+* when the operation runs inside an :class:`~.run.OperationRun` (started by
+  ``AuditGraphQLView`` or ``audited_execute``), the run owns it and emits the
   event from the ``ExecutionResult`` once execution has returned;
 * otherwise (the stock ``GraphQLView``, ``schema.execute(middleware=[...])``)
   the audit is kept per operation on the GraphQL context (see :mod:`.state`)
@@ -182,7 +182,8 @@ def root_resolvers(schema: GraphQLSchema, field_resolver: Any = None) -> frozens
     return resolvers
 
 
-_warned_custom_manager = False
+#: The project's manager classes already warned about (once per class and process).
+_warned_managers: set[type] = set()
 
 
 def audit_middleware(schema: GraphQLSchema, middleware: Any, *, field_resolver: Any = None) -> Any:
@@ -192,13 +193,13 @@ def audit_middleware(schema: GraphQLSchema, middleware: Any, *, field_resolver: 
     ``MiddlewareManager``). Without a ``GraphQLAuditMiddleware`` in it, it is
     returned unchanged; so is a project's own ``MiddlewareManager`` subclass.
     """
-    global _warned_custom_manager
     if middleware is None:
         return None
     if isinstance(middleware, MiddlewareManager):
         if type(middleware) is not MiddlewareManager:
-            if not _warned_custom_manager and not any(is_audit_middleware(m) for m in middleware.middlewares):
-                _warned_custom_manager = True
+            manager_class = type(middleware)
+            if manager_class not in _warned_managers and not any(is_audit_middleware(m) for m in middleware.middlewares):
+                _warned_managers.add(manager_class)
                 logger.warning(
                     "%s has no GraphQLAuditMiddleware: GraphQL operations run through it are not audited.",
                     type(middleware).__qualname__,
