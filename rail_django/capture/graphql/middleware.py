@@ -123,9 +123,8 @@ class GraphQLAuditMiddleware:
 
 
 def is_audit_middleware(middleware: Any) -> bool:
-    """An instance (or the class) whose ``resolve`` is this module's; a subclass overriding it keeps every field."""
-    klass = middleware if isinstance(middleware, type) else type(middleware)
-    resolve = getattr(klass, "resolve", None)
+    """A middleware whose ``resolve`` is this module's (a subclass that overrides it stays on every field)."""
+    resolve = getattr(type(middleware), "resolve", None)
     return resolve is GraphQLAuditMiddleware.resolve and "resolve" not in getattr(middleware, "__dict__", ())
 
 
