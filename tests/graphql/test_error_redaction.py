@@ -59,12 +59,13 @@ def test_a_rejected_operation_never_stores_the_secret_its_error_quotes(
 
     status, body = graphql(query, variables, path="/graphql/audited/")
 
-    assert status == 400 and "got invalid value" in body["errors"][0]["message"]
+    # graphql-core 3.2 says "got invalid value", 3.3 "has invalid value"; both quote the value.
+    assert status == 400 and "invalid value" in body["errors"][0]["message"]
     [event] = audit_model.objects.all()
     assert event.event_type == "query.validation.failed"
     assert event.additional_data["context"]["variables"] == {name: MASK}
-    assert event.additional_data["context"]["errors"][0].startswith(f"Variable '${name}' got invalid value ")
-    assert MASK in event.additional_data["context"]["errors"][0]
+    message = event.additional_data["context"]["errors"][0]
+    assert message.startswith(f"Variable '${name}' ") and "invalid value" in message and MASK in message
     assert secret not in stored_text(event)
 
 
@@ -76,7 +77,8 @@ def test_short_secrets_are_masked_only_where_they_stand_alone(graphql, audit_mod
     [event] = audit_model.objects.all()
     message = event.additional_data["context"]["errors"][0]
     # The quoted "nt" is masked; the "nt" inside "Int" and "non-integer" is not.
-    assert message == f"Variable '$token' got invalid value '{MASK}'; Int cannot represent non-integer value: '{MASK}'"
+    assert message.endswith(f"Int cannot represent non-integer value: '{MASK}'")
+    assert "'nt'" not in message
 
 
 def test_audited_execute_masks_secrets_in_errors_too(audit_model, rf, user):
