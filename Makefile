@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 # Every test: SQLite always; PostgreSQL and MariaDB/MySQL when their servers
 # answer (skipped with a reason otherwise, and never skipped when CI=true).
-test: $(STAMP) lint test-sqlite test-postgresql test-mysql test-django-versions
+test: $(STAMP) lint test-sqlite test-postgresql test-mysql test-django-versions test-graphql-versions
 
 # ruff, then the import contracts of pyproject.toml ([tool.importlinter]; ARCHITECTURE.md draws them).
 lint: $(STAMP)
@@ -106,3 +106,6 @@ bench: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .venv-django-* build dist *.egg-info
+
+# tests/graphql against the oldest and newest graphql-core/graphene-django that setup.cfg admits.
+include Makefile.graphql

@@ -189,8 +189,8 @@ def test_pip_line_installs_this_distribution_with_its_dependencies():
     assert setup["metadata"]["name"] == "rail-django"  # what `pip install -e .` in a checkout installs
     distribution = importlib.metadata.distribution("rail-django")
     runtime = {re.split(r"[<>=!~ ;\[]", r)[0].lower() for r in distribution.requires if "extra ==" not in r}
-    # "It brings graphene-django, python-ipware, user-agents, requests and orjson with it."
-    assert runtime == {"django", "graphene-django", "python-ipware", "user-agents", "requests", "orjson"}
+    # "It brings graphene-django, graphql-core, python-ipware, user-agents, requests, orjson and cryptography with it."
+    assert runtime == {"django", "graphene-django", "graphql-core", "python-ipware", "user-agents", "requests", "orjson", "cryptography"}
     import rail_django
 
     assert Path(rail_django.__file__).resolve().is_relative_to(ROOT)

@@ -39,6 +39,16 @@ def graphql(client):
     return run
 
 
+#: graphene-django's stock view with the middleware alone, and AuditGraphQLView (tests/urls.py).
+STOCK_VIEW, AUDITED_VIEW = "/graphql/", "/graphql/audited/"
+
+
+@pytest.fixture(params=[STOCK_VIEW, AUDITED_VIEW], ids=["stock-view", "audited-view"])
+def endpoint(request):
+    """Each view a project may serve its schema with; the test runs once through each."""
+    return request.param
+
+
 @pytest.fixture
 def rail_graphql(settings):
     """``rail_graphql(**security_settings)``: set RAIL_DJANGO_GRAPHQL["security_settings"] for one test."""

@@ -97,6 +97,7 @@ def test_readers_without_the_permission_are_refused_and_recorded(graphql, client
     assert refusal.additional_data["context"] == {
         "permission": "rail_django.view_auditeventmodel",
         "graphql_field": "auditEvents",
+        "refused_fields": 1,
     }
 
     status, body = graphql(ONE_QUERY, {"id": "1"})
@@ -225,9 +226,20 @@ def test_one_event_with_fields_lifted_from_additional_data(graphql, reader, stor
     status, body = graphql(ONE_QUERY, {"id": str(stored_events[5].event_id)})
     assert body["data"]["auditEvent"]["riskScore"] == 0.25
 
-    for missing in ("00000000-0000-0000-0000-000000000000", "999999", "nope"):
+    for missing in ("00000000-0000-0000-0000-000000000000", "999999", str(2**63 - 1)):
         status, body = graphql(ONE_QUERY, {"id": missing})
         assert body == {"data": {"auditEvent": None}}
+
+
+@pytest.mark.parametrize("given", ["nope", "²", "١٢", "12.5", "-3", str(2**63), "9" * 5000, ""])
+def test_an_id_that_is_neither_a_uuid_nor_a_database_id_gets_a_clean_error(graphql, reader, given):
+    # "²" and "١٢" are digits to str.isdigit() but not to int(); 2**63 overflows the id column.
+    status, body = graphql(ONE_QUERY, {"id": given})
+
+    assert status == 200 and body["data"] == {"auditEvent": None}
+    [error] = body["errors"]
+    assert error["message"] == f"id: {given[:40]!r} is not an audit event id (an event UUID or a database id)."
+    assert error["path"] == ["auditEvent"]
 
 
 def test_audit_rows_cannot_be_changed_through_graphql(graphql):

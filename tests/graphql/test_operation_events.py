@@ -1,24 +1,44 @@
-"""GraphQLAuditMiddleware over HTTP: one event per executed operation, with the right type and outcome."""
+"""GraphQLAuditMiddleware over HTTP: one event per executed operation, with the right type and outcome.
+
+Most tests run through both views (the ``endpoint`` fixture): graphene-django's
+stock ``GraphQLView`` with the middleware alone, and ``AuditGraphQLView``.
+Errors raised below a root field are seen through ``AuditGraphQLView`` only
+(it reads them from the ``ExecutionResult``).
+"""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, Permission
 
+from rail_django.conf import get_graphql_config
+from rail_django.security.graphql import mutation_event_type
+from tests.graphql.conftest import AUDITED_VIEW, STOCK_VIEW
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MASK = "***REDACTED***"
+
+
+@pytest.fixture
+def gql(graphql, endpoint):
+    """``graphql`` through the view of this test's run (see the ``endpoint`` fixture)."""
+
+    def run(query, variables=None, operation_name=None, **extra):
+        return graphql(query, variables, operation_name, path=endpoint, **extra)
+
+    return run
 
 
 def _events(model):
     return list(model.objects.order_by("id"))
 
 
-def test_mutation_with_two_root_fields_records_one_event(graphql, audit_model, user, client):
+def test_mutation_with_two_root_fields_records_one_event(gql, audit_model, user, client, endpoint):
     client.force_login(user)
     before = audit_model.objects.count()
 
-    status, body = graphql(
+    status, body = gql(
         """
         mutation Setup($name: String!) {
           first: createGroup(name: $name) { ok group { id name } }
@@ -34,7 +54,7 @@ def test_mutation_with_two_root_fields_records_one_event(graphql, audit_model, u
     assert event.event_type == "data.create"
     assert event.success is True and event.outcome == "success"
     assert event.user_id == str(user.pk) and event.username == "alice"
-    assert event.request_path == "/graphql/" and event.request_method == "POST"
+    assert event.request_path == endpoint and event.request_method == "POST"
     context = event.additional_data["context"]
     assert context["operation_type"] == "mutation"
     assert context["operation_name"] == "Setup"
@@ -54,33 +74,33 @@ def test_mutation_with_two_root_fields_records_one_event(graphql, audit_model, u
         ('updateGroup(id: "{pk}", name: "b") { ok }', "data.update"),
     ],
 )
-def test_event_type_comes_from_the_field_name_prefix(graphql, audit_model, mutation, event_type):
+def test_event_type_comes_from_the_field_name_prefix(gql, audit_model, mutation, event_type):
     group = Group.objects.create(name="target")
-    status, body = graphql("mutation { " + mutation.replace("{pk}", str(group.pk)) + " }")
+    status, body = gql("mutation { " + mutation.replace("{pk}", str(group.pk)) + " }")
 
     assert status == 200 and "errors" not in body
     [event] = _events(audit_model)
     assert event.event_type == event_type and event.success
 
 
-def test_project_mapping_overrides_the_prefix_rule(graphql, audit_model, rail_graphql):
+def test_project_mapping_overrides_the_prefix_rule(gql, audit_model, rail_graphql):
     group = Group.objects.create(name="target")
     # Either spelling of the field name works: the python name or the GraphQL name.
     rail_graphql(mutation_event_types={"archive_group": "data.delete", "createGroup": "authz.role.assigned"})
 
-    graphql(f'mutation {{ archiveGroup(id: "{group.pk}") {{ ok }} }}')
-    graphql('mutation { createGroup(name: "admins") { ok } }')
+    gql(f'mutation {{ archiveGroup(id: "{group.pk}") {{ ok }} }}')
+    gql('mutation { createGroup(name: "admins") { ok } }')
 
     assert [e.event_type for e in _events(audit_model)] == ["data.delete", "authz.role.assigned"]
 
 
-def test_mixed_root_fields_take_the_most_severe_type(graphql, audit_model, user, client):
+def test_mixed_root_fields_take_the_most_severe_type(gql, audit_model, user, client):
     user.user_permissions.add(Permission.objects.get(codename="delete_group"))
     client.force_login(user)
     group = Group.objects.create(name="old")
     before = audit_model.objects.count()
 
-    graphql(f'mutation {{ createGroup(name: "new") {{ ok }} deleteGroup(id: "{group.pk}") {{ ok }} }}')
+    gql(f'mutation {{ createGroup(name: "new") {{ ok }} deleteGroup(id: "{group.pk}") {{ ok }} }}')
 
     [event] = audit_model.objects.order_by("id")[before:]
     assert event.event_type == "data.delete" and event.severity == "warning"
@@ -90,8 +110,8 @@ def test_mixed_root_fields_take_the_most_severe_type(graphql, audit_model, user,
     }
 
 
-def test_ok_false_payload_is_a_failure(graphql, audit_model):
-    status, body = graphql('mutation Blank { createGroup(name: "  ") { ok error } }')
+def test_ok_false_payload_is_a_failure(gql, audit_model):
+    status, body = gql('mutation Blank { createGroup(name: "  ") { ok error } }')
 
     assert body["data"]["createGroup"] == {"ok": False, "error": "name must not be empty"}
     [event] = _events(audit_model)
@@ -102,16 +122,16 @@ def test_ok_false_payload_is_a_failure(graphql, audit_model):
     assert event.additional_data["context"]["errors"] == ["name must not be empty"]
 
 
-def test_non_empty_errors_list_is_a_failure(graphql, audit_model):
-    graphql('mutation { validateGroups(name: "root") { errors } }')
+def test_non_empty_errors_list_is_a_failure(gql, audit_model):
+    gql('mutation { validateGroups(name: "root") { errors } }')
 
     [event] = _events(audit_model)
     assert event.outcome == "failure"
     assert event.additional_data["context"]["errors"] == ["'root' is reserved"]
 
 
-def test_resolver_exception_is_a_failure_with_its_message_redacted(graphql, audit_model):
-    status, body = graphql('mutation { explodeGroup(id: "1") { ok } }')
+def test_resolver_exception_is_a_failure_with_its_message_redacted(gql, audit_model):
+    status, body = gql('mutation { explodeGroup(id: "1") { ok } }')
 
     assert body["data"]["explodeGroup"] is None
     assert "hunter2" in body["errors"][0]["message"]  # the client sees graphene's message; the audit trail must not
@@ -123,12 +143,12 @@ def test_resolver_exception_is_a_failure_with_its_message_redacted(graphql, audi
     assert event.additional_data["context"]["errors"] == [f"database exploded while connecting with password={MASK}"]
 
 
-def test_permission_denied_is_recorded_as_denied(graphql, audit_model, user, client):
+def test_permission_denied_is_recorded_as_denied(gql, audit_model, user, client):
     client.force_login(user)
     group = Group.objects.create(name="keep")
     before = audit_model.objects.count()
 
-    status, body = graphql(f'mutation Remove {{ deleteGroup(id: "{group.pk}") {{ ok }} }}')
+    status, body = gql(f'mutation Remove {{ deleteGroup(id: "{group.pk}") {{ ok }} }}')
 
     assert body["errors"][0]["message"] == "You may not delete groups."
     assert Group.objects.filter(pk=group.pk).exists()
@@ -144,7 +164,7 @@ def test_permission_denied_is_recorded_as_denied(graphql, audit_model, user, cli
 
 
 def test_error_below_a_root_field_is_a_failure(graphql, audit_model):
-    status, body = graphql('mutation { createGroup(name: "nested") { ok group { name brokenNote } } }')
+    status, body = graphql('mutation { createGroup(name: "nested") { ok group { name brokenNote } } }', path=AUDITED_VIEW)
 
     assert body["data"]["createGroup"]["ok"] is True
     assert body["errors"][0]["path"] == ["createGroup", "group", "brokenNote"]
@@ -153,11 +173,11 @@ def test_error_below_a_root_field_is_a_failure(graphql, audit_model):
     assert event.additional_data["context"]["errors"] == ["note unavailable"]
 
 
-def test_variables_named_like_secrets_are_redacted(graphql, audit_model, user, client):
+def test_variables_named_like_secrets_are_redacted(gql, audit_model, user, client):
     client.force_login(user)
     before = audit_model.objects.count()
 
-    status, body = graphql(
+    status, body = gql(
         "mutation Rotate($password: String!, $apiToken: String, $note: String!) {"
         "  setPassword(password: $password, apiToken: $apiToken) { ok }"
         "  createGroup(name: $note) { ok }"
@@ -172,19 +192,19 @@ def test_variables_named_like_secrets_are_redacted(graphql, audit_model, user, c
     assert "N3w-Secret-Passw0rd" not in stored and "tok_live_987654" not in stored
 
 
-def test_frontend_mutation_records_only_its_own_event(graphql, audit_model, user, client):
+def test_frontend_mutation_records_only_its_own_event(gql, audit_model, user, client):
     client.force_login(user)
     before = audit_model.objects.count()
     payload = {"appName": "admin", "modelName": "Order", "operation": "approve", "component": "Dialog"}
 
-    graphql(
+    gql(
         "mutation LogFrontendAudit($input: FrontendAuditEventInput!) { logFrontendAudit(input: $input) { ok error } }",
         {"input": payload},
     )
     assert [e.event_type for e in audit_model.objects.order_by("id")[before:]] == ["ui.action"]
 
     # Beside another root field, the operation's event names only that field.
-    graphql(
+    gql(
         "mutation Both($input: FrontendAuditEventInput!) {"
         "  logFrontendAudit(input: $input) { ok } createGroup(name: \"g\") { ok } }",
         {"input": payload},
@@ -198,8 +218,8 @@ def test_frontend_mutation_records_only_its_own_event(graphql, audit_model, user
 CATALOG = "query Catalog { catalog(size: 4) { id name sku price inStock parts { id name } } }"
 
 
-def test_query_with_nested_lists_is_not_recorded_unless_listed(graphql, audit_model):
-    status, body = graphql(CATALOG)
+def test_query_with_nested_lists_is_not_recorded_unless_listed(gql, audit_model):
+    status, body = gql(CATALOG)
 
     assert status == 200 and len(body["data"]["catalog"]) == 4
     assert len(body["data"]["catalog"][0]["parts"]) == 3
@@ -207,11 +227,11 @@ def test_query_with_nested_lists_is_not_recorded_unless_listed(graphql, audit_mo
 
 
 @pytest.mark.parametrize("listed", ["catalog", "CATALOG", "Catalog"])
-def test_listed_query_with_nested_lists_records_one_event(graphql, audit_model, rail_graphql, listed):
+def test_listed_query_with_nested_lists_records_one_event(gql, audit_model, rail_graphql, listed):
     # "catalog" names the root field, "Catalog" the operation; both are case-insensitive.
     rail_graphql(audited_query_fields=[listed])
 
-    status, body = graphql(CATALOG)
+    status, body = gql(CATALOG)
 
     assert len(body["data"]["catalog"]) == 4
     [event] = _events(audit_model)
@@ -223,7 +243,7 @@ def test_listed_query_with_nested_lists_records_one_event(graphql, audit_model, 
 def test_listed_query_fails_when_a_nested_field_fails(graphql, audit_model, rail_graphql):
     rail_graphql(audited_query_fields=["catalog"])
 
-    status, body = graphql("{ catalog(size: 2) { id parts { broken } } ping }")
+    status, body = graphql("{ catalog(size: 2) { id parts { broken } } ping }", path=AUDITED_VIEW)
 
     assert len(body["errors"]) == 6 and body["data"]["ping"] == "pong"
     [event] = _events(audit_model)
@@ -232,19 +252,19 @@ def test_listed_query_fails_when_a_nested_field_fails(graphql, audit_model, rail
     assert len(errors) == 6 and errors[0] == f"part 0 is broken: token={MASK} is stale"
 
 
-def test_unlisted_query_beside_a_listed_root_field_is_recorded_once(graphql, audit_model, rail_graphql):
+def test_unlisted_query_beside_a_listed_root_field_is_recorded_once(gql, audit_model, rail_graphql):
     rail_graphql(audited_query_fields=["ping"])
 
-    graphql("{ catalog { id } ping __typename }")
+    gql("{ catalog { id } ping __typename }")
 
     [event] = _events(audit_model)
     assert event.additional_data["context"]["root_fields"] == ["catalog", "ping"]
 
 
-def test_non_null_root_error_stops_the_operation_and_still_records_it(graphql, audit_model, rail_graphql):
+def test_non_null_root_error_stops_the_operation_and_still_records_it(gql, audit_model, rail_graphql):
     rail_graphql(audited_query_fields=["requiredAnswer"])
 
-    status, body = graphql("query Strict { requiredAnswer ping }")
+    status, body = gql("query Strict { requiredAnswer ping }")
 
     assert body["data"] is None
     [event] = _events(audit_model)
@@ -255,28 +275,28 @@ def test_non_null_root_error_stops_the_operation_and_still_records_it(graphql, a
     assert "Cannot return null for non-nullable field" in context["errors"][0]
 
 
-def test_subscription_operations_are_audited_like_queries(graphql, audit_model, rail_graphql):
-    graphql("subscription { ticks }")
+def test_subscription_operations_are_audited_like_queries(gql, audit_model, rail_graphql):
+    gql("subscription { ticks }")
     assert _events(audit_model) == []
 
     rail_graphql(audited_query_fields=["ticks"])
-    graphql("subscription Ticker { ticks }")
+    gql("subscription Ticker { ticks }")
 
     [event] = _events(audit_model)
     assert event.event_type == "data.read"
     assert event.additional_data["context"]["operation_type"] == "subscription"
 
 
-def test_master_switch_off_records_nothing(graphql, audit_model, settings):
+def test_master_switch_off_records_nothing(gql, audit_model, settings):
     settings.GRAPHQL_ENABLE_AUDIT_LOGGING = False
 
-    status, body = graphql('mutation { createGroup(name: "quiet") { ok } }')
+    status, body = gql('mutation { createGroup(name: "quiet") { ok } }')
 
     assert body["data"]["createGroup"]["ok"] is True
     assert _events(audit_model) == []
 
 
-def test_failed_mutation_keeps_its_event_when_the_transaction_rolls_back(graphql, audit_model, monkeypatch):
+def test_failed_mutation_keeps_its_event_when_the_transaction_rolls_back(gql, audit_model, monkeypatch):
     from django.db import connection
 
     from rail_django.security import security
@@ -284,7 +304,7 @@ def test_failed_mutation_keeps_its_event_when_the_transaction_rolls_back(graphql
     # graphene-django's per-database switch (its GRAPHENE setting is cached by its view module).
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_MUTATIONS", True)
 
-    status, body = graphql('mutation { createGroup(name: "rolled-back") { ok } validateGroups(name: "x") { errors } }')
+    status, body = gql('mutation { createGroup(name: "rolled-back") { ok } validateGroups(name: "x") { errors } }')
 
     assert body["data"]["createGroup"]["ok"] is True
     assert not Group.objects.exists()  # graphene-django rolled the whole operation back
@@ -297,13 +317,13 @@ def test_failed_mutation_keeps_its_event_when_the_transaction_rolls_back(graphql
 def test_operation_rejected_before_execution_is_recorded_when_asked(graphql, audit_model, rail_graphql):
     bad = "mutation Broken($password: String!) { createGroup(nme: $password) { ok } }"
 
-    status, _ = graphql(bad, {"password": "hunter2"}, path="/graphql/audited/")
+    status, _ = graphql(bad, {"password": "hunter2"}, path=AUDITED_VIEW)
     assert status == 400 and _events(audit_model) == []  # off by default
 
     rail_graphql(record_validation_failures=True)
-    graphql(bad, {"password": "hunter2"}, path="/graphql/audited/")
-    graphql("mutation { createGroup(", path="/graphql/audited/")  # does not parse
-    graphql(bad, {"password": "hunter2"})  # the stock view cannot see it
+    graphql(bad, {"password": "hunter2"}, path=AUDITED_VIEW)
+    graphql("mutation { createGroup(", path=AUDITED_VIEW)  # does not parse
+    graphql(bad, {"password": "hunter2"}, path=STOCK_VIEW)  # the stock view cannot see it
 
     validation, syntax = _events(audit_model)
     assert validation.event_type == syntax.event_type == "query.validation.failed"
@@ -318,7 +338,22 @@ def test_operation_rejected_before_execution_is_recorded_when_asked(graphql, aud
 def test_audited_view_records_executed_operations_once(graphql, audit_model, rail_graphql):
     rail_graphql(record_validation_failures=True)
 
-    graphql('mutation { createGroup(name: "") { ok } }', path="/graphql/audited/")
+    graphql('mutation { createGroup(name: "") { ok } }', path=AUDITED_VIEW)
 
     [event] = _events(audit_model)
     assert event.event_type == "data.create" and event.outcome == "failure"
+
+
+@pytest.mark.parametrize(
+    ("name", "event_type"),
+    [
+        ("createOrder", "data.create"), ("addTag", "data.create"), ("add", "data.create"),
+        ("addressUpdate", "data.update"),  # "address" is not "add"
+        ("updateOrder", "data.update"), ("setPassword", "data.update"), ("editNote", "data.update"),
+        ("deleteOrder", "data.delete"), ("removeMember", "data.delete"), ("delete_order", "data.delete"),
+        ("bulkDeleteOrders", "data.bulk"), ("CreateOrder", "data.create"),
+        ("approveOrder", "data.update"), ("settleInvoice", "data.update"), ("created", "data.update"),
+    ],
+)
+def test_prefix_rule_reads_the_first_word(name, event_type):
+    assert mutation_event_type(name, get_graphql_config()) == event_type

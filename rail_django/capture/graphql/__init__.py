@@ -1,16 +1,26 @@
-"""GraphQL auditing: ``GraphQLAuditMiddleware`` (one event per operation) and ``AuditGraphQLView``.
+"""GraphQL auditing: ``GraphQLAuditMiddleware`` (one event per operation), ``AuditGraphQLView`` and ``audited_execute``.
 
 ``GRAPHENE = {"MIDDLEWARE": ["rail_django.security.graphql.GraphQLAuditMiddleware"]}``
-is all a project needs; ``AuditGraphQLView`` (a drop-in ``GraphQLView``)
-adds ``query.validation.failed`` events for operations that never execute.
+records every executed operation; served through ``AuditGraphQLView`` (a
+drop-in ``GraphQLView``) each event is built from the operation's result, and
+operations rejected before execution can be recorded too. Code that executes
+GraphQL itself calls ``audited_execute`` / ``audited_execute_async``.
 """
 
 from typing import Any
 
+from rail_django.capture.graphql.execution import audited_execute, audited_execute_async
 from rail_django.capture.graphql.middleware import GraphQLAuditMiddleware
-from rail_django.capture.graphql.operation import mutation_event_type
+from rail_django.capture.graphql.rules import mutation_event_type
 
-__all__ = ["AuditGraphQLView", "GraphQLAuditMiddleware", "mutation_event_type", "record_validation_failure"]
+__all__ = [
+    "AuditGraphQLView",
+    "GraphQLAuditMiddleware",
+    "audited_execute",
+    "audited_execute_async",
+    "mutation_event_type",
+    "record_validation_failure",
+]
 
 
 def __getattr__(name: str) -> Any:

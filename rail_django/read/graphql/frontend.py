@@ -10,21 +10,16 @@ one ``rate.limit.exceeded`` event per caller and window.
 from __future__ import annotations
 
 import json
-import logging
-import time
 from typing import Any
 
 import graphene
-from django.core.cache import caches
 from graphene.types.generic import GenericScalar
 
-from rail_django.capture.context import context_for_request, get_current_context
-from rail_django.capture.graphql.operation import RECORDS_ITSELF
+from rail_django.capture.graphql.rules import RECORDS_ITSELF
 from rail_django.conf import get_config, get_graphql_config
 from rail_django.events.types import EventType, Outcome, Severity
+from rail_django.read.graphql.ratelimit import audit_context, over_limit
 from rail_django.security.api import security
-
-logger = logging.getLogger("rail_django.audit")
 
 #: Longest value accepted for each string input field (characters).
 MAX_LENGTHS: dict[str, int] = {
@@ -45,10 +40,6 @@ SEVERITY_ALIASES: dict[str, Severity] = {
     "high": Severity.ERROR,
     "critical": Severity.CRITICAL,
 }
-#: Seconds the rate limiter leaves a failing cache alone before trying it again.
-CACHE_RETRY_SECONDS = 30.0
-_RATE_KEY = "rail_django:frontend_audit"
-_cache_down_until = 0.0
 
 
 class InvalidInput(ValueError):
@@ -118,25 +109,6 @@ def clean_input(data: Any, metadata_limit: int) -> dict[str, Any]:
     return cleaned
 
 
-def _count_call(caller: str, window: int) -> int | None:
-    """This call's number in the caller's current window, or ``None`` when the cache cannot count."""
-    global _cache_down_until
-    if time.monotonic() < _cache_down_until:
-        return None
-    cache = caches[get_config().cache_alias]
-    key = f"{_RATE_KEY}:{caller}:{int(time.time() // window)}"
-    try:
-        if cache.add(key, 1, timeout=window + 1):
-            return 1
-        return cache.incr(key)
-    except ValueError:  # the key expired between add and incr
-        return 1 if cache.add(key, 1, timeout=window + 1) else None
-    except Exception:
-        _cache_down_until = time.monotonic() + CACHE_RETRY_SECONDS
-        logger.warning("Frontend audit rate limit skipped: cache %r failed", get_config().cache_alias, exc_info=True)
-        return None
-
-
 class FrontendAuditEventInput(graphene.InputObjectType):
     """One action a user took in a frontend."""
 
@@ -177,24 +149,13 @@ class LogFrontendAuditMutation(graphene.Mutation):
 setattr(LogFrontendAuditMutation, RECORDS_ITSELF, True)
 
 
-
-def _rate_limit_refusal(request: Any, ctx: Any, user_id: str | None, config: Any) -> str | None:
+def _rate_limit_refusal(request: Any, ctx: Any, config: Any) -> str | None:
     """Count this call; past the limit, the refusal message (and one ``rate.limit.exceeded`` per window)."""
     limit, window = config.frontend_rate_limit, config.frontend_rate_window
-    if limit is None:
+    if not over_limit(
+        request, ctx, scope="logFrontendAudit", limit=limit, window=window, action="Frontend audit rate limit exceeded"
+    ):
         return None
-    client_ip = ctx.client_ip()[0] if ctx is not None else None
-    count = _count_call(f"user:{user_id}" if user_id is not None else f"ip:{client_ip or 'unknown'}", window)
-    if count is None or count <= limit:
-        return None
-    if count == limit + 1:  # the first refusal of the window, and only that one, is recorded
-        security.emit(
-            EventType.RATE_LIMIT_EXCEEDED,
-            request=request,
-            outcome=Outcome.BLOCKED,
-            action="Frontend audit rate limit exceeded",
-            context={"limit": limit, "window_seconds": window, "scope": "logFrontendAudit"},
-        )
     return f"Rate limit exceeded: at most {limit} frontend audit events per {window} seconds."
 
 
@@ -206,13 +167,13 @@ def record_frontend_event(request: Any, data: Any) -> dict[str, Any]:
     if not get_config().enabled:
         return {"ok": False, "error": "Audit logging is disabled (GRAPHQL_ENABLE_AUDIT_LOGGING is False)."}
     request = request if hasattr(request, "META") else None
-    ctx = context_for_request(request) if request is not None else get_current_context()
+    ctx = audit_context(request)
     # The actor the event will carry: a bound actor (token APIs), else request.user.
     user_id = ctx.actor()[0] if ctx is not None else None
     if user_id is None and not graphql_config.frontend_allow_anonymous:
         return {"ok": False, "error": "Authentication is required to record frontend audit events."}
 
-    refusal = _rate_limit_refusal(request, ctx, user_id, graphql_config)
+    refusal = _rate_limit_refusal(request, ctx, graphql_config)
     if refusal:
         return {"ok": False, "error": refusal}
     try:

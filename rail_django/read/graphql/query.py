@@ -21,11 +21,11 @@ from django.db.models import Q, QuerySet
 from graphene.types.generic import GenericScalar
 from graphql import GraphQLError
 
-from rail_django.capture.graphql.operation import ALREADY_RECORDED
+from rail_django.capture.graphql.rules import ALREADY_RECORDED
 from rail_django.conf import get_config
-from rail_django.events.types import EventType, Outcome, Severity
+from rail_django.events.types import Outcome, Severity
 from rail_django.models import get_audit_event_model
-from rail_django.security.api import security
+from rail_django.read.graphql.refusals import record_refusal
 
 #: The permission a user needs to read audit events.
 VIEW_PERMISSION = "rail_django.view_auditeventmodel"
@@ -46,20 +46,21 @@ class AuditAccessDenied(PermissionDenied):
 setattr(AuditAccessDenied, ALREADY_RECORDED, True)
 
 
+def _is_read_field(field: Any) -> bool:
+    return field.resolve in (AuditQuery.resolve_audit_events, AuditQuery.resolve_audit_event)
+
+
 def require_audit_reader(info: Any) -> None:
-    """Raise :class:`AuditAccessDenied` (and record the refusal) unless the user may read audit events."""
+    """Raise :class:`AuditAccessDenied` unless the user may read audit events.
+
+    The refusal is recorded once per operation and rate-limited per client
+    (see :mod:`~rail_django.read.graphql.refusals`).
+    """
     request = info.context if hasattr(info.context, "META") else None
     user = getattr(request, "user", None)
     if user is not None and getattr(user, "is_authenticated", False) and user.has_perm(VIEW_PERMISSION):
         return
-    security.emit(
-        EventType.AUTHZ_PERMISSION_DENIED,
-        request=request,
-        outcome=Outcome.DENIED,
-        action=f"Audit events read refused ({info.field_name})",
-        context={"permission": VIEW_PERMISSION, "graphql_field": info.field_name},
-        resource_type="audit_event",
-    )
+    record_refusal(info, VIEW_PERMISSION, _is_read_field)
     raise AuditAccessDenied(f"You do not have permission to read audit events ({VIEW_PERMISSION}).")
 
 
@@ -253,6 +254,23 @@ def paginate(queryset: QuerySet, args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Largest database id looked up (a signed 64-bit column).
+MAX_DATABASE_ID = 2**63 - 1
+
+
+def event_lookup(value: Any) -> dict[str, Any]:
+    """The lookup for an ``auditEvent`` id: an event UUID or a database id (raises ``GraphQLError`` otherwise)."""
+    text = str(value).strip()
+    try:
+        return {"event_id": uuid.UUID(text)}
+    except ValueError:
+        pass
+    # ASCII digits only: str.isdigit() also accepts "²" and other digits int() refuses.
+    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_DATABASE_ID:
+        return {"pk": int(text)}
+    raise GraphQLError(f"id: {text[:40]!r} is not an audit event id (an event UUID or a database id).")
+
+
 def _events() -> QuerySet:
     return get_audit_event_model().objects.using(get_config().database_alias)
 
@@ -294,11 +312,4 @@ class AuditQuery(graphene.ObjectType):
     @staticmethod
     def resolve_audit_event(root: Any, info: Any, id: str) -> Any:  # noqa: A002 (the GraphQL name)
         require_audit_reader(info)
-        value = str(id).strip()
-        try:
-            lookup = {"event_id": uuid.UUID(value)}
-        except ValueError:
-            if not value.isdigit():
-                return None
-            lookup = {"pk": int(value)}
-        return _events().filter(**lookup).first()
+        return _events().filter(**event_lookup(id)).first()

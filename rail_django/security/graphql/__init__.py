@@ -2,9 +2,21 @@
 
 from typing import Any
 
-from rail_django.capture.graphql import GraphQLAuditMiddleware, mutation_event_type
+from rail_django.capture.graphql import (
+    GraphQLAuditMiddleware,
+    audited_execute,
+    audited_execute_async,
+    mutation_event_type,
+)
 
-__all__ = ["AuditGraphQLView", "GraphQLAuditMiddleware", "mutation_event_type", "record_validation_failure"]
+__all__ = [
+    "AuditGraphQLView",
+    "GraphQLAuditMiddleware",
+    "audited_execute",
+    "audited_execute_async",
+    "mutation_event_type",
+    "record_validation_failure",
+]
 
 
 def __getattr__(name: str) -> Any:
