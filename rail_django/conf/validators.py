@@ -237,7 +237,7 @@ def signing_key(value: Any) -> list[Problem]:
         return []
     is_path = isinstance(value, Path) or (isinstance(value, str) and "-----BEGIN" not in value)
     return [Problem(
-        "it must be None, or an unencrypted Ed25519 private key in PEM (PKCS#8, 'BEGIN PRIVATE KEY'), "
+        "it must be None, or an unencrypted Ed25519 private key in PEM (unencrypted PKCS#8), "
         "given as text, bytes or the path of a readable file (e.g. from: openssl genpkey -algorithm ed25519)",
         shown=str(value) if is_path else "<hidden>",
     )]

@@ -49,7 +49,7 @@ def test_default_settings_pass():
         ({"AUDIT_INTEGRITY_SIGNING_KEY": "/nonexistent/ed25519.pem"}, ("rail_django.E053", "AUDIT_INTEGRITY_SIGNING_KEY")),
         ({"AUDIT_INTEGRITY_SIGNING_KEY": b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"},
          ("rail_django.E053", "AUDIT_INTEGRITY_SIGNING_KEY")),
-        ({"AUDIT_INTEGRITY_CHECKPOINT_SECONDS": 0}, ("rail_django.E054", "AUDIT_INTEGRITY_CHECKPOINT_SECONDS")),
+        ({"AUDIT_INTEGRITY_CHECKPOINT_SECONDS": -1}, ("rail_django.E054", "AUDIT_INTEGRITY_CHECKPOINT_SECONDS")),
         ({"AUDIT_INTEGRITY_CHECKPOINT_SECONDS": float("nan")}, ("rail_django.E054", "AUDIT_INTEGRITY_CHECKPOINT_SECONDS")),
         ({"RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM": True}, ("rail_django.E060", "RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM")),
     ],
