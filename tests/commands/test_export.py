@@ -185,13 +185,13 @@ def test_a_failed_export_leaves_an_existing_file_untouched(audit_model, insert, 
     target.write_text("previous export")
     from rail_django.operations import export as export_module
 
-    original = export_module.Writer.flush
+    original = export_module.Writer.write
 
-    def broken(self):
-        original(self)  # the first rows reach the temporary file, then the disk is full
+    def broken(self, rows):
+        original(self, rows)  # the first rows reach the temporary file, then the disk is full
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export_module.Writer, "flush", broken)
+    monkeypatch.setattr(export_module.Writer, "write", broken)
     with pytest.raises(RuntimeError):
         export("--format", fmt, "--output", str(target), "--chunk-size", "2")
     assert target.read_text() == "previous export"
