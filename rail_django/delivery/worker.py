@@ -10,8 +10,10 @@ never holds up the thread that queued the work. A worker:
   or :meth:`put_and_wait`;
 - calls ``on_idle`` each time its queue stays empty for ``idle_seconds``;
 - is fork-safe: in a child process (``os.fork``, ``gunicorn --preload``)
-  the parent's thread and queued items do not exist; the child's first use
-  starts a fresh queue and thread, and the parent writes what it queued.
+  the parent's thread and queued items do not exist; every worker forgets
+  them right after the fork (one ``os.register_at_fork`` hook for all, set
+  when the first worker is made), the child's first use starts a fresh
+  thread, and the parent writes what it queued.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -29,6 +32,22 @@ logger = logging.getLogger("rail_django.audit")
 T = TypeVar("T")
 
 _STOP = object()
+
+#: Every live worker of this process, for the after-fork hook.
+_workers: weakref.WeakSet[BackgroundWorker] = weakref.WeakSet()
+_fork_hook: list[bool] = []  # set once the hook is registered
+
+
+def _forget_threads_in_child() -> None:
+    for worker in list(_workers):
+        worker.after_fork_in_child()
+
+
+def _register(worker: BackgroundWorker) -> None:
+    _workers.add(worker)
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        _fork_hook.append(True)
+        os.register_at_fork(after_in_child=_forget_threads_in_child)
 
 
 class _Waited:
@@ -74,9 +93,9 @@ class BackgroundWorker(Generic[T]):
         self._queue_size = queue_size
         self._hooks = (on_start, on_idle, on_stop)
         self._fresh_state()
+        _register(self)
 
     def _fresh_state(self) -> None:
-        self._pid = os.getpid()
         self._queue: queue.Queue = queue.Queue(maxsize=self._queue_size)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -129,9 +148,7 @@ class BackgroundWorker(Generic[T]):
 
     # -- the thread ------------------------------------------------------------------
     def start(self) -> None:
-        """Start the thread if it is not running (in this process)."""
-        if self._pid != os.getpid():
-            self.after_fork_in_child()
+        """Start the thread if it is not running."""
         thread = self._thread
         if thread is not None and thread.is_alive():
             return
@@ -197,8 +214,6 @@ class BackgroundWorker(Generic[T]):
     # -- flush / stop ------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every queued item is handled; False on timeout."""
-        if self._pid != os.getpid():
-            self.after_fork_in_child()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._idle:
             self._hurry += 1
@@ -216,7 +231,7 @@ class BackgroundWorker(Generic[T]):
     def stop(self, timeout: float | None = 10) -> None:
         """Let the thread finish what is queued, then end it (``on_stop`` runs on it)."""
         thread = self._thread
-        if thread is None or not thread.is_alive() or self._pid != os.getpid():
+        if thread is None or not thread.is_alive():
             return
         try:
             self._queue.put(_STOP, timeout=timeout)
