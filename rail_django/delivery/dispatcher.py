@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from rail_django.conf import SecurityConfig, get_config, on_config_change
 from rail_django.delivery import spool
@@ -183,8 +183,7 @@ class Dispatcher:
         return segment
 
     def _write_now(self, event: SecurityEvent, config: SecurityConfig) -> None:
-        alias = config.database_alias
-        if config.store_in_database and not transaction.get_autocommit(using=alias):
+        if config.store_in_database and self._in_transaction(config.database_alias):
             self._write_outside_transaction(event, config)
             return
         failed = self._write_items([QueuedEvent(event)], retry=False)
@@ -194,6 +193,13 @@ class Dispatcher:
         elif config.store_in_database and integrity_key() is not None:
             self._seal_due = True  # the writer seals it when idle, off the request path
             self._worker(config).start()
+
+    @staticmethod
+    def _in_transaction(alias: str) -> bool:
+        try:
+            return not transaction.get_autocommit(using=alias)
+        except DatabaseError:  # cannot even connect: the write below fails, and the writer spools the row
+            return False
 
     def _write_outside_transaction(self, event: SecurityEvent, config: SecurityConfig) -> None:
         """Inside the caller's transaction: the other sinks now, the row through the writer's own connection."""

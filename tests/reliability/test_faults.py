@@ -138,8 +138,11 @@ def pg_proxy():
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True, databases=["default", "audit_proxy"] if ON_POSTGRESQL else ["default"])
-def test_postgresql_refusing_connections_loses_no_event(client, settings, audit_model, monkeypatch, pg_proxy, fault_report):
-    settings.SECURITY_EVENT_ASYNC = True
+@pytest.mark.parametrize("async_delivery", [True, False], ids=["async", "sync"])
+def test_postgresql_refusing_connections_loses_no_event(
+    client, settings, audit_model, monkeypatch, pg_proxy, fault_report, async_delivery
+):
+    settings.SECURITY_EVENT_ASYNC = async_delivery
     settings.AUDIT_STORE_IN_FILE = False
     settings.AUDIT_DATABASE_ALIAS = "audit_proxy"  # the writer reaches PostgreSQL only through the proxy
     monkeypatch.setattr("rail_django.delivery.dispatcher.RETRY_DELAYS", (0.0,))
@@ -165,7 +168,8 @@ def test_postgresql_refusing_connections_loses_no_event(client, settings, audit_
     # The outage itself was recorded once, through the spool, when the database came back.
     assert wait_until(lambda: audit_model.objects.filter(event_type="system.error").count() == 1, timeout=10)
     fault_report(
-        "PostgreSQL connection refused (proxy stopped), 200 requests", emitted=len(ids), stored=stored.count(),
+        f"PostgreSQL connection refused (proxy stopped), 200 requests, SECURITY_EVENT_ASYNC={async_delivery}",
+        emitted=len(ids), stored=stored.count(),
         failed_requests=failed + failed_before, note="spooled to the journal, re-delivered when the proxy returned",
     )
 
