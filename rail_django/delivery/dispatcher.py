@@ -37,7 +37,7 @@ from rail_django.delivery.journal import Journal, Segment, journal_directory
 from rail_django.delivery.worker import BackgroundWorker
 from rail_django.events.types import SecurityEvent
 from rail_django.integrity.chain import integrity_key, seal_pending
-from rail_django.sinks import DatabaseSink, FileSink, Sink, WebhookSink
+from rail_django.sinks import DatabaseSink, Sink, build_sinks
 
 __all__ = ["Dispatcher", "QueuedEvent", "SinkHealth", "build_sinks", "dispatcher", "install_process_hooks"]
 
@@ -62,27 +62,6 @@ def _on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-def build_sinks(config: SecurityConfig) -> list[Sink]:
-    sinks: list[Sink] = []
-    if config.store_in_database:
-        sinks.append(DatabaseSink(config.database_alias))
-    if config.store_in_file:
-        sinks.append(FileSink(config.log_file, config.log_file_max_bytes, config.log_file_backup_count))
-    if config.webhook_url:
-        sinks.append(
-            WebhookSink(
-                config.webhook_url,
-                secret=config.webhook_secret,
-                min_severity=config.webhook_min_severity,
-                timeout=config.webhook_timeout,
-                max_retries=config.webhook_max_retries,
-                backoff=config.webhook_backoff,
-                queue_size=config.queue_size,
-            )
-        )
-    return sinks
 
 
 @dataclass(slots=True)
