@@ -34,6 +34,8 @@ _TEMPORAL_FIELDS = (models.DateTimeField, models.DateField, models.TimeField)
 
 def csv_cell(value: Any) -> str:
     """One CSV cell: JSON for structures, ``true``/``false``, empty for None, formulas neutralised."""
+    if value.__class__ is str:  # most cells
+        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
     if value is None:
         return ""
     if value.__class__ is bool:
