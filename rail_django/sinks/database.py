@@ -142,7 +142,11 @@ class DatabaseSink:
             model._default_manager.db_manager(self.alias).bulk_create(rows, ignore_conflicts=True)
             return
         params = [insert.params(event, connection) for event in events]
-        if connection.vendor == "postgresql" and len(params) > 1 and self._copy(insert, params, connection):
+        if len(params) == 1:  # one statement is its own transaction: no BEGIN/COMMIT round trips
+            with connection.cursor() as cursor:
+                cursor.execute(insert.statement(1), params[0])
+            return
+        if connection.vendor == "postgresql" and self._copy(insert, params, connection):
             return
         with transaction.atomic(using=self.alias), connection.cursor() as cursor:
             step = insert.rows_per_statement
