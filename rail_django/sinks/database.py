@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, models, transaction
-from django.db.models.fields import NOT_PROVIDED
+from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
 from rail_django.events.types import SecurityEvent
@@ -74,7 +74,8 @@ def event_to_row(model: type[Any], event: SecurityEvent) -> Any:
 def _plain_insert_fits(model: type[models.Model]) -> bool:
     """False when a column's value would come from ``pre_save()`` or the database rather than the event."""
     for field in model._meta.concrete_fields:
-        if isinstance(field, models.GeneratedField) or field.db_default is not NOT_PROVIDED:
+        # (getattr: Django 4.2 has neither generated fields nor db_default.)
+        if getattr(field, "generated", False) or getattr(field, "db_default", NOT_PROVIDED) is not NOT_PROVIDED:
             return False
         if isinstance(field, models.DateField):
             if field.auto_now or field.auto_now_add:
