@@ -6,7 +6,7 @@ import os
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, models
 
 from rail_django.security import EventType, security
 from rail_django.sinks import DatabaseSink
@@ -381,3 +381,60 @@ def test_a_forked_child_runs_its_own_worker_and_never_the_parents_queue(tmp_path
     lines = sorted(seen.read_text().splitlines())
     assert lines == sorted([f"{pid} child", f"{os.getpid()} parent-1", f"{os.getpid()} parent-2"])
     worker.stop()
+
+
+# -- a swapped AUDIT_EVENT_MODEL -----------------------------------------------------------------------
+
+
+class StampedAuditEvent(models.Model):
+    """A custom audit model whose extra columns get their values from a default and from pre_save()."""
+
+    event_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16)
+    user_id = models.CharField(max_length=255, null=True)
+    username = models.CharField(max_length=150, null=True)
+    client_ip = models.GenericIPAddressField(null=True)
+    user_agent = models.TextField(default="")
+    timestamp = models.DateTimeField(db_column="occurred_at")
+    request_path = models.TextField(default="")
+    request_method = models.CharField(max_length=16, default="")
+    additional_data = models.JSONField(default=dict, db_column="payload")
+    success = models.BooleanField(default=True)
+    error_message = models.TextField(null=True)
+    correlation_id = models.CharField(max_length=64, null=True)
+    session_id = models.CharField(max_length=64, null=True)
+    tenant = models.CharField(max_length=32, default="acme", db_column="tenant_code")
+    stored_at = models.DateTimeField(null=True)
+
+    class Meta:
+        app_label = "testapp"
+        db_table = "security_stamped_audit_event"
+
+
+@pytest.fixture
+def stamped_model(settings):
+    with connection.schema_editor() as editor:
+        editor.create_model(StampedAuditEvent)
+    settings.AUDIT_EVENT_MODEL = "testapp.StampedAuditEvent"
+    yield StampedAuditEvent
+    settings.AUDIT_EVENT_MODEL = "rail_django.AuditEventModel"
+    with connection.schema_editor() as editor:
+        editor.delete_model(StampedAuditEvent)
+
+
+@pytest.mark.parametrize("auto_now_add", [False, True], ids=["plain-insert", "bulk_create"])
+def test_a_custom_audit_model_gets_every_column(stamped_model, monkeypatch, auto_now_add):
+    """Its own column names and a defaulted column (plain INSERT); with an auto_now_add column, bulk_create."""
+    field = stamped_model._meta.get_field("stored_at")
+    monkeypatch.setattr(field, "auto_now_add", auto_now_add)
+    sink = DatabaseSink("default")
+    events = [security.build(EventType.DATA_READ, action="read", context={"n": n, "name": "Zoë"}) for n in range(3)]
+    sink.write(events)
+    sink.write(events[:1])  # a retry: ignored
+    rows = list(stamped_model.objects.order_by("pk"))
+    assert [r.event_id for r in rows] == [e.event_id for e in events]
+    assert all(r.tenant == "acme" for r in rows)
+    assert [r.additional_data["context"] for r in rows] == [{"n": n, "name": "Zoë"} for n in range(3)]
+    assert [r.timestamp for r in rows] == [e.timestamp for e in events]
+    assert all((r.stored_at is not None) == auto_now_add for r in rows)
