@@ -3,6 +3,7 @@
     make bench                                   # the full run (see benchmarks/RESULTS.md)
     python benchmarks/run.py --smoke             # tiny counts, SQLite only: checks the harness works
     python benchmarks/run.py --rounds 9 --skip-throughput --json out.json --markdown out.md
+    python benchmarks/run.py --rounds 3 --skip-throughput --baseline /tmp/main-checkout   # old code beside new
 
 Request scenarios: every variant (``bare``, ``rail``, ``rail-sync`` and, when
 importable, ``easy-audit``, ``axes``, ``auditlog``) runs in its own fresh
@@ -79,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="batches per scenario and variant in each round (default 10)")
     parser.add_argument("--variants", default=None, help="comma-separated (default: core + installed references)")
     parser.add_argument("--scenarios", default="", help="comma-separated request scenarios (default all)")
+    parser.add_argument("--baseline", default=None,
+                        help="a checkout of another revision: adds rail@baseline and rail-sync@baseline, run by its code")
     parser.add_argument("--databases", default=env_default("BENCH_DATABASES", None),
                         help="throughput backends: sqlite,postgresql (default both when PostgreSQL answers)")
     parser.add_argument("--emit-count", type=int, default=env_default("BENCH_EMIT_COUNT", None, int))
@@ -123,15 +126,27 @@ def postgres_answers() -> bool:
         return False
 
 
-def choose_variants(requested: str | None) -> list[str]:
+def choose_variants(requested: str | None, baseline: str | None = None) -> list[str]:
     if requested:
         return [v for v in requested.split(",") if v]
     found = [v for v, module in REFERENCE_PACKAGES.items() if importlib.util.find_spec(module) is not None]
-    return CORE_VARIANTS + found
+    with_baseline = ["rail@baseline", "rail-sync@baseline"] if baseline else []
+    return CORE_VARIANTS + with_baseline + found
 
 
-def run_child(args: list[str], env: dict[str, str]) -> None:
-    completed = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+def worker_process(variant: str, env: dict[str, str], baseline: str | None) -> tuple[str, str, Path, dict[str, str]]:
+    """``(script, variant name for it, cwd, env)``: a ``name@baseline`` variant runs the baseline checkout's code."""
+    name, _, where = variant.partition("@")
+    if where != "baseline":
+        return str(HERE / "requests_worker.py"), variant, ROOT, env
+    if not baseline:
+        raise SystemExit(f"variant {variant} needs --baseline DIR")
+    tree = Path(baseline).resolve()
+    return str(tree / "benchmarks" / "requests_worker.py"), name, tree, {**env, "PYTHONPATH": str(tree)}
+
+
+def run_child(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
+    completed = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True)
     if completed.returncode != 0:
         raise SystemExit(f"benchmark process failed: {shlex.join(args)}\n{completed.stdout}\n{completed.stderr}")
 
@@ -146,13 +161,14 @@ def load() -> list[float]:
 class Worker:
     """One variant's ``requests_worker.py serve`` process for one round."""
 
-    def __init__(self, variant: str, template: Path, scale: float, env: dict[str, str], log: Path) -> None:
+    def __init__(self, variant: str, template: Path, scale: float, env: dict[str, str], log: Path,
+                 baseline: str | None = None) -> None:
         self.variant, self.log_path = variant, log
         self.log = open(log, "w")  # noqa: SIM115 (closed in quit)
+        script, name, cwd, env = worker_process(variant, env, baseline)
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "requests_worker.py"), "serve", "--variant", variant,
-             "--template", str(template), "--scale", str(scale)],
-            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+            [sys.executable, script, "serve", "--variant", name, "--template", str(template), "--scale", str(scale)],
+            cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
         )
         self.read()  # {"ready": variant}
 
@@ -179,20 +195,21 @@ class Worker:
 
 
 def run_requests(opts: argparse.Namespace, variants: list[str], work: Path, env: dict[str, str]) -> dict[str, Any]:
-    worker = str(HERE / "requests_worker.py")
     templates = {}
     for variant in variants:
         templates[variant] = work / f"template-{variant}.sqlite3"
-        run_child([worker, "prepare", "--variant", variant, "--db", str(templates[variant])], env)
+        script, name, cwd, child_env = worker_process(variant, env, opts.baseline)
+        run_child([script, "prepare", "--variant", name, "--db", str(templates[variant])], child_env, cwd)
     names = [n for n in opts.scenarios.split(",") if n]
     scenarios = [s for s in SCENARIOS if not names or s.name in names]
     rounds: list[dict[str, Any]] = []
     for number in range(opts.rounds):
-        workers = {v: Worker(v, templates[v], opts.scale, env, work / f"worker-{v}.log") for v in variants}
+        workers = {v: Worker(v, templates[v], opts.scale, env, work / f"worker-{v}.log", opts.baseline)
+                   for v in variants}
         result: dict[str, Any] = {v: {} for v in variants}
         try:
             for scenario in scenarios:
-                taking = [v for v in variants if scenario.variants is None or v in scenario.variants]
+                taking = [v for v in variants if scenario.variants is None or v.partition("@")[0] in scenario.variants]
                 for variant in taking:
                     workers[variant].ask("warm", scenario.name)
                 batches: dict[str, list] = {v: [] for v in taking}
@@ -330,6 +347,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- load average (1/5/15 min) at start {meta['load_start']}, at end {meta['load_end']}",
         f"- rounds: {meta['rounds']}, batches per round: {meta['batches']}, scale: {meta['scale']}, "
         f"variants: {', '.join(meta['variants'])}",
+        *([f"- baseline (the @baseline variants): `{meta['baseline']}`"] if meta.get("baseline") else []),
         "",
     ]
     lines += ["## Targets", "", "| target | goal | this run | met |", "|---|---|---|---|"]
@@ -394,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     opts = parse_args(argv)
     import django
 
-    variants = choose_variants(opts.variants)
+    variants = choose_variants(opts.variants, opts.baseline)
     if "bare" not in variants:
         variants = ["bare", *variants]
     databases = [d for d in (opts.databases or "sqlite,postgresql").split(",") if d]
@@ -410,6 +428,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "git": git_revision(), "cpus": os.cpu_count(), "platform": platform.platform(),
         "python": platform.python_version(), "django": django.get_version(), "load_start": load(),
         "rounds": opts.rounds, "batches": opts.batches, "scale": opts.scale, "variants": variants, "databases": databases,
+        "baseline": opts.baseline,
     }
     with tempfile.TemporaryDirectory(dir=work_root) as scratch:
         work = Path(scratch)

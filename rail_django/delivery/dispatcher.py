@@ -1,14 +1,17 @@
 """Delivery: hands events to the sinks, on or off the request thread.
 
 With ``SECURITY_EVENT_ASYNC=True`` (the default) ``emit`` puts the event on a
-bounded queue and returns; one background writer per process drains it in
-batches (one ``bulk_create`` and one file write per batch). When the queue is
-full the emitting thread writes the batch itself, so nothing is dropped.
+bounded queue and returns; one background writer per process
+(:class:`~rail_django.delivery.worker.BackgroundWorker`) drains it in batches
+(one database insert and one file write per batch). When the queue is full
+the emitting thread writes the batch itself, so nothing is dropped.
 With ``SECURITY_EVENT_ASYNC=False`` the sinks are written before ``emit``
 returns (except on an event-loop thread, where the event is always queued:
-``await security.aflush()`` waits for it). Either way a database row survives a rollback of the caller's
-transaction: a write that would run inside ``transaction.atomic()`` goes
-through a separate connection.
+``await security.aflush()`` waits for it). Either way a database row survives
+a rollback of the caller's transaction: inside ``transaction.atomic()`` the
+row is handed to the writer thread, whose database connection (Django gives
+every thread its own) is outside the caller's transaction, and ``emit``
+waits until it is stored.
 
 A failing sink is retried with backoff, then reported on the
 ``rail_django.audit`` logger once per incident; it never raises into a
@@ -21,24 +24,25 @@ import asyncio
 import atexit
 import logging
 import os
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 
 from rail_django.conf import SecurityConfig, get_config, on_config_change
-from rail_django.delivery.journal import Journal, Segment, journal_directory, replay_orphans
+from rail_django.delivery import spool
+from rail_django.delivery.health import JOURNAL, SinkFailureHandler, SinkHealth
+from rail_django.delivery.journal import Journal, Segment, journal_directory
+from rail_django.delivery.worker import BackgroundWorker
 from rail_django.events.types import SecurityEvent
 from rail_django.integrity.chain import integrity_key, seal_pending
-from rail_django.sinks import DatabaseSink, FileSink, Sink, WebhookSink
+from rail_django.sinks import DatabaseSink, Sink, build_sinks
+
+__all__ = ["Dispatcher", "QueuedEvent", "SinkHealth", "build_sinks", "dispatcher", "install_process_hooks"]
 
 logger = logging.getLogger("rail_django.audit")
 
-_STOP = object()
 #: Pauses between attempts of a failed batch in the background writer.
 RETRY_DELAYS = (0.05, 0.25, 1.0)
 #: Idle seconds after which the writer closes its database connections.
@@ -47,6 +51,9 @@ IDLE_CLOSE_SECONDS = 1.0
 #: One write per batch instead of one per event: far fewer commits, and far fewer hand-overs of
 #: the GIL between the writer and the request threads, each of which can stall a request.
 BATCH_LINGER_SECONDS = 0.05
+#: Longest a synchronous ``emit`` inside ``transaction.atomic()`` waits for the writer to store its row;
+#: after that the row is stored when the writer can (it is journaled meanwhile).
+SYNC_WAIT_SECONDS = 30.0
 
 
 def _on_event_loop() -> bool:
@@ -55,78 +62,6 @@ def _on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
-
-
-@contextmanager
-def isolated_connection(alias: str) -> Iterator[None]:
-    """Run the block on a fresh connection for ``alias`` (outside any open transaction)."""
-    fresh = connections.create_connection(alias)
-    previous = connections[alias]
-    connections[alias] = fresh
-    try:
-        yield
-    finally:
-        connections[alias] = previous
-        fresh.close()
-
-
-def build_sinks(config: SecurityConfig) -> list[Sink]:
-    sinks: list[Sink] = []
-    if config.store_in_database:
-        sinks.append(DatabaseSink(config.database_alias))
-    if config.store_in_file:
-        sinks.append(FileSink(config.log_file, config.log_file_max_bytes, config.log_file_backup_count))
-    if config.webhook_url:
-        sinks.append(
-            WebhookSink(
-                config.webhook_url,
-                secret=config.webhook_secret,
-                min_severity=config.webhook_min_severity,
-                timeout=config.webhook_timeout,
-                max_retries=config.webhook_max_retries,
-                backoff=config.webhook_backoff,
-                queue_size=config.queue_size,
-            )
-        )
-    return sinks
-
-
-#: Called once per sink incident as ``handler(sink_name, exc, events_affected)``; the app wires
-#: :func:`rail_django.alerts.sink_failure.raise_audit_failure_alert` here in ``ready()``, so this
-#: layer never calls back into the public API that sits above it.
-SinkFailureHandler = Callable[[str, BaseException, int], None]
-
-
-class SinkHealth:
-    """Reports a sink's failures once per incident, and its recovery."""
-
-    def __init__(self, on_incident: SinkFailureHandler | None = None) -> None:
-        self.failing: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self.on_incident = on_incident
-
-    def failed(self, sink: Sink, events: Sequence[SecurityEvent], exc: BaseException) -> None:
-        with self._lock:
-            first = sink.name not in self.failing
-            self.failing[sink.name] = self.failing.get(sink.name, 0) + len(events)
-        if first:
-            logger.error(
-                "Audit sink %r failed (%s: %s); %d event(s) not written there, first %s. "
-                "Further failures are counted until it recovers.",
-                sink.name, type(exc).__name__, exc, len(events), events[0].event_id,
-            )
-            if self.on_incident is not None:
-                try:
-                    self.on_incident(sink.name, exc, len(events))
-                except Exception:  # reporting a failure must never fail the caller
-                    logger.exception("Could not report the failure of audit sink %r", sink.name)
-
-    def succeeded(self, sink: Sink) -> None:
-        if sink.name not in self.failing:
-            return
-        with self._lock:
-            lost = self.failing.pop(sink.name, 0)
-        logger.warning("Audit sink %r recovered; %d event(s) were not written to it meanwhile.", sink.name, lost)
 
 
 @dataclass(slots=True)
@@ -139,21 +74,17 @@ class QueuedEvent:
 
 
 class Dispatcher:
-    """Owns the sinks, the journal, the queue and the background writer of one process."""
+    """Owns the sinks, the journal and the background writer of one process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sinks: list[Sink] | None = None
         self._journal: Journal | None = None
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        self._pending = 0
-        self._idle = threading.Condition()
+        self._writer: BackgroundWorker[QueuedEvent] | None = None
         self.on_sink_failure: SinkFailureHandler | None = None
         self.health = SinkHealth(self._report_sink_failure)
         self._seal_due = False
         self._last_seal = 0.0
-        self._flushing = 0  # threads waiting in flush(): the writer must not linger
 
     def _report_sink_failure(self, sink_name: str, exc: BaseException, count: int) -> None:
         if self.on_sink_failure is not None:
@@ -183,12 +114,25 @@ class Dispatcher:
         self.shutdown(timeout=10)
         with self._lock:
             self._sinks = None
+            self._writer = None
             self.health = SinkHealth(self._report_sink_failure)  # new sinks, new incidents
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None
-            if self._thread is None or not self._thread.is_alive():
-                self._queue, self._thread = None, None
+
+    def _worker(self, config: SecurityConfig) -> BackgroundWorker[QueuedEvent]:
+        writer = self._writer
+        if writer is None:
+            with self._lock:
+                if self._writer is None:
+                    self._writer = BackgroundWorker(
+                        "rail-django-audit-writer", self._write_batch,
+                        queue_size=config.queue_size, batch_size=config.batch_size, linger=BATCH_LINGER_SECONDS,
+                        idle_seconds=IDLE_CLOSE_SECONDS, on_start=self._recover_journals, on_idle=self._when_idle,
+                        on_stop=connections.close_all,
+                    )
+                writer = self._writer
+        return writer
 
     # -- entry point -------------------------------------------------------
     def deliver(self, event: SecurityEvent) -> None:
@@ -198,19 +142,12 @@ class Dispatcher:
         if not config.async_delivery and not _on_event_loop():
             self._write_now(event, config)
             return
-        item = QueuedEvent(event, self._journal_append(event))
-        self._ensure_writer(config)
-        with self._idle:
-            self._pending += 1
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            # Back-pressure: write this event and a batch of queued ones here.
-            batch = [item, *self._take(config.batch_size - 1)]
-            try:
-                self._write_items(batch, retry=False)
-            finally:
-                self._settle(len(batch))
+        self._queue(QueuedEvent(event, self._journal_append(event)), config)
+
+    def _queue(self, item: QueuedEvent, config: SecurityConfig) -> None:
+        writer = self._worker(config)
+        if not writer.put(item):
+            writer.handle_here(item)  # back-pressure: this thread writes a batch
 
     def _journal_append(self, event: SecurityEvent) -> Segment | None:
         journal = self.journal
@@ -219,40 +156,56 @@ class Dispatcher:
         try:
             segment = journal.append(event)
         except OSError as exc:
-            self.health.failed(_JOURNAL, [event], exc)
+            self.health.failed(JOURNAL, [event], exc)
             return None
-        self.health.succeeded(_JOURNAL)
+        self.health.succeeded(JOURNAL)
         return segment
 
     def _write_now(self, event: SecurityEvent, config: SecurityConfig) -> None:
-        connection = connections[config.database_alias]
-        if connection.in_atomic_block and connection.vendor == "sqlite":
-            # SQLite has one writer: a second connection would wait for the
-            # caller's transaction to end. The writer thread stores the row as
-            # soon as it does, commit or rollback; the other sinks write now.
-            self._write_items([QueuedEvent(event)], retry=False, sinks=self._non_database_sinks())
-            self._enqueue(QueuedEvent(event, self._journal_append(event), database_only=True), config)
+        if config.store_in_database and self._in_transaction(config.database_alias):
+            self._write_outside_transaction(event, config)
             return
-        failed = self._write_items([QueuedEvent(event)], retry=False, isolate=connection.in_atomic_block)
+        failed = self._write_items([QueuedEvent(event)], retry=False)
         if failed:
             # Hand the row to the writer, which retries (and spools) until it can.
-            self._enqueue(QueuedEvent(event, self._journal_append(event), database_only=True), config)
+            self._queue(QueuedEvent(event, self._journal_append(event), database_only=True), config)
         elif config.store_in_database and integrity_key() is not None:
             self._seal_due = True  # the writer seals it when idle, off the request path
-            self._ensure_writer(config)
+            self._worker(config).start()
 
-    def _enqueue(self, item: QueuedEvent, config: SecurityConfig) -> None:
-        self._ensure_writer(config)
-        with self._idle:
-            self._pending += 1
-        self._queue.put(item)
+    @staticmethod
+    def _in_transaction(alias: str) -> bool:
+        try:
+            return not transaction.get_autocommit(using=alias)
+        except DatabaseError:  # cannot even connect: the write below fails, and the writer spools the row
+            return False
+
+    def _write_outside_transaction(self, event: SecurityEvent, config: SecurityConfig) -> None:
+        """Inside the caller's transaction: the other sinks now, the row through the writer's own connection."""
+        self._write_items([QueuedEvent(event)], retry=False, sinks=self._non_database_sinks())
+        item = QueuedEvent(event, self._journal_append(event), database_only=True)
+        writer = self._worker(config)
+        if connections[config.database_alias].vendor == "sqlite" or writer.is_worker_thread():
+            # SQLite has one writer: the writer thread would wait for the caller's transaction to end.
+            # It stores the row as soon as that transaction ends, committed or rolled back.
+            self._queue(item, config)
+            return
+        if not writer.put_and_wait(item, SYNC_WAIT_SECONDS):
+            logger.warning("Audit event %s is stored later: the writer did not answer within %s s.",
+                           event.event_id, SYNC_WAIT_SECONDS)
 
     def _non_database_sinks(self) -> list[Sink]:
         return [s for s in self.sinks() if not isinstance(s, DatabaseSink)]
 
-    def _write_items(
-        self, items: list[QueuedEvent], retry: bool, isolate: bool = False, sinks: list[Sink] | None = None
-    ) -> set:
+    def _write_batch(self, items: list[QueuedEvent]) -> None:
+        """The writer's handler; also runs on an emitting thread under back-pressure (no retries there)."""
+        on_writer = self._on_writer_thread()
+        self._write_items(items, retry=on_writer)
+        if on_writer:
+            self._seal_due = True
+            self._seal(force=False)
+
+    def _write_items(self, items: list[QueuedEvent], retry: bool, sinks: list[Sink] | None = None) -> set:
         """Write ``items`` to every sink; returns the ids of events the database refused."""
         db_failed: set = set()
         for sink in self.sinks() if sinks is None else sinks:
@@ -260,11 +213,7 @@ class Dispatcher:
             events = [i.event for i in items if is_database or not i.database_only]
             if not events:
                 continue
-            if is_database and isolate:
-                with isolated_connection(sink.alias):
-                    failed = self._write_sink(sink, events, retry)
-            else:
-                failed = self._write_sink(sink, events, retry)
+            failed = self._write_sink(sink, events, retry)
             if is_database:
                 db_failed = failed
         journal = self._journal
@@ -295,7 +244,8 @@ class Dispatcher:
         return failed
 
     def _on_writer_thread(self) -> bool:
-        return threading.current_thread() is self._thread
+        writer = self._writer
+        return writer is not None and writer.is_worker_thread()
 
     def _attempts(self, sink: Sink, batch: list[SecurityEvent], attempts: int) -> Exception | None:
         """Try ``sink.write(batch)`` up to ``attempts`` times; the last error or None."""
@@ -312,62 +262,11 @@ class Dispatcher:
                     connections[sink.alias].close()  # reconnect on the next attempt
         return error
 
-    # -- background writer ---------------------------------------------------
-    def _ensure_writer(self, config: SecurityConfig) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                if self._queue is None:
-                    self._queue = queue.Queue(maxsize=config.queue_size)
-                self._thread = threading.Thread(target=self._run, name="rail-django-audit-writer", daemon=True)
-                self._thread.start()
-
-    def _take(self, limit: int) -> list:
-        items = []
-        while len(items) < limit:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:  # keep the stop marker for the writer
-                self._queue.put(_STOP)
-                break
-            items.append(item)
-        return items
-
-    def _run(self) -> None:
-        self._recover_journals()
-        while True:
-            try:
-                first = self._queue.get(timeout=IDLE_CLOSE_SECONDS)
-            except queue.Empty:
-                self._redeliver_spool()
-                self._seal(force=True)
-                connections.close_all()  # idle: do not hold connections open
-                continue
-            if first is _STOP:
-                connections.close_all()
-                return
-            limit = get_config().batch_size
-            items = [first, *self._take(limit - 1)]
-            if len(items) < limit:
-                self._linger()
-                items += self._take(limit - len(items))
-            try:
-                self._write_items(items, retry=True)
-                self._seal_due = True
-                self._seal(force=False)
-            except Exception:
-                logger.exception("Audit writer failed on a batch of %d event(s)", len(items))
-            finally:
-                self._settle(len(items))
-
-    def _linger(self) -> None:
-        """Let a batch build up for :data:`BATCH_LINGER_SECONDS`, unless someone is flushing."""
-        with self._idle:
-            if not self._flushing:
-                self._idle.wait(BATCH_LINGER_SECONDS)
+    # -- the writer's own work -------------------------------------------------
+    def _when_idle(self) -> None:
+        spool.redeliver_spool(self._journal, self._database_sink(), self.health)
+        self._seal(force=True)
+        connections.close_all()  # idle: do not hold connections open (this thread's only)
 
     def _seal(self, force: bool) -> None:
         """Chain newly stored rows (``AUDIT_INTEGRITY_KEY``), at most once a second under load."""
@@ -387,59 +286,7 @@ class Dispatcher:
         return next((s for s in self.sinks() if isinstance(s, DatabaseSink)), None)
 
     def _recover_journals(self) -> None:
-        """Store what dead processes left in the journal directory."""
-        journal, sink = self.journal, self._database_sink()
-        if journal is None or sink is None:
-            return
-        try:
-            count = replay_orphans(journal.directory, sink.write, get_config().batch_size)
-        except Exception:
-            logger.exception("Could not replay the audit journal in %s", journal.directory)
-            return
-        if count:
-            logger.warning("Replayed %d audit event(s) left in the journal by a stopped process.", count)
-
-    def _redeliver_spool(self) -> None:
-        journal, sink = self._journal, self._database_sink()
-        if journal is None or sink is None:
-            return
-        for segment in journal.spooled():
-            try:
-                count = journal.redeliver(segment, lambda events: self._store_spooled(journal, sink, events))
-            except Exception:
-                connections[sink.alias].close()
-                return  # still down: try again when next idle
-            self.health.succeeded(sink)
-            logger.warning("Delivered %d spooled audit event(s) from %s.", count, segment.path.name)
-
-    def _store_spooled(self, journal: Journal, sink: DatabaseSink, events: list[SecurityEvent]) -> None:
-        """Write spooled events; one the database refuses for good is set aside, not retried forever."""
-        try:
-            sink.write(events)
-            return
-        except Exception:
-            if len(events) == 1:
-                raise
-        refused = []
-        for event in events:
-            try:
-                sink.write([event])
-            except Exception as exc:
-                refused.append((event, exc))
-        if len(refused) == len(events):
-            raise ConnectionError("the database refused every spooled event: still down")
-        path = journal.set_aside([event for event, _ in refused])
-        for event, exc in refused:
-            logger.error(
-                "Audit event %s (%s) is refused by the database (%s: %s); kept in %s.",
-                event.event_id, event.event_type, type(exc).__name__, exc, path,
-            )
-
-    def _settle(self, count: int) -> None:
-        with self._idle:
-            self._pending -= count
-            if self._pending <= 0:
-                self._idle.notify_all()
+        spool.recover_journals(self.journal, self._database_sink(), get_config().batch_size)
 
     # -- flush / shutdown ----------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -449,17 +296,9 @@ class Dispatcher:
         about a second (``seal_pending()`` does it at once).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
-            self._flushing += 1
-            self._idle.notify_all()  # a lingering writer writes now
-            try:
-                while self._pending > 0:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        return False
-                    self._idle.wait(remaining if remaining is not None else 1.0)
-            finally:
-                self._flushing -= 1
+        writer = self._writer
+        if writer is not None and not writer.flush(timeout):
+            return False
         for sink in self._sinks or ():
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not sink.flush(remaining):
@@ -469,10 +308,8 @@ class Dispatcher:
     def shutdown(self, timeout: float | None = 10) -> None:
         """Flush, then stop the writer (its connections are closed)."""
         self.flush(timeout)
-        thread = self._thread
-        if thread is not None and thread.is_alive():
-            self._queue.put(_STOP)
-            thread.join(timeout)
+        if self._writer is not None:
+            self._writer.stop(timeout)
         for sink in self._sinks or ():
             sink.close()
 
@@ -480,22 +317,11 @@ class Dispatcher:
         # The parent's thread does not exist here and its queue belongs to the
         # parent, which writes those events; the child starts clean.
         self._lock = threading.Lock()
-        self._idle = threading.Condition()
-        self._queue = None
-        self._thread = None
-        self._pending = 0
-        self._flushing = 0
+        self._writer = None
         self._sinks = None
         if self._journal is not None:
             self._journal.after_fork_in_child()
             self._journal = None
-
-
-class _JournalName:
-    name = "journal"
-
-
-_JOURNAL = _JournalName()
 
 
 dispatcher = Dispatcher()

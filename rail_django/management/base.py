@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -22,9 +23,22 @@ class AuditCommand(BaseCommand):
     """Base of rail-django's commands: one-line flag errors, its own audit context, ``security.flush()`` at the end."""
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        parser.__class__ = OneLineErrorParser  # sub-parsers inherit the class
-        return parser
+        """Django's parser (every standard option, this command's own), parsed by a :class:`OneLineErrorParser`.
+
+        argparse's documented ``parents=`` copies Django's arguments into the
+        one-line parser; a command's sub-commands get the same class through
+        ``add_subparsers(parser_class=OneLineErrorParser)``.
+        """
+        django_parser = super().create_parser(prog_name, subcommand, **kwargs)
+        return OneLineErrorParser(
+            prog=django_parser.prog,
+            description=django_parser.description,
+            formatter_class=django_parser.formatter_class,
+            missing_args_message=django_parser.missing_args_message,
+            called_from_command_line=django_parser.called_from_command_line,
+            parents=[django_parser],
+            add_help=False,  # the parent's -h/--help is copied with the rest
+        )
 
     def execute(self, *args: Any, **options: Any) -> Any:
         # One correlation id for every event the run records.
@@ -42,7 +56,5 @@ def positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        from argparse import ArgumentTypeError
-
         raise ArgumentTypeError(f"{text!r} is not a whole number >= 1")
     return value

@@ -1,8 +1,37 @@
 """Where events leave the process: database, JSON-lines file, webhook."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from rail_django.sinks.base import Sink
 from rail_django.sinks.database import DatabaseSink
 from rail_django.sinks.file import FileSink
 from rail_django.sinks.webhook import WebhookSink
 
-__all__ = ["Sink", "DatabaseSink", "FileSink", "WebhookSink"]
+if TYPE_CHECKING:
+    from rail_django.conf import SecurityConfig
+
+__all__ = ["Sink", "DatabaseSink", "FileSink", "WebhookSink", "build_sinks"]
+
+
+def build_sinks(config: SecurityConfig) -> list[Sink]:
+    """The sinks the settings turn on, in delivery order."""
+    sinks: list[Sink] = []
+    if config.store_in_database:
+        sinks.append(DatabaseSink(config.database_alias))
+    if config.store_in_file:
+        sinks.append(FileSink(config.log_file, config.log_file_max_bytes, config.log_file_backup_count))
+    if config.webhook_url:
+        sinks.append(
+            WebhookSink(
+                config.webhook_url,
+                secret=config.webhook_secret,
+                min_severity=config.webhook_min_severity,
+                timeout=config.webhook_timeout,
+                max_retries=config.webhook_max_retries,
+                backoff=config.webhook_backoff,
+                queue_size=config.queue_size,
+            )
+        )
+    return sinks

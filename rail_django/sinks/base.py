@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -32,8 +33,20 @@ class Sink(Protocol):
 #: fallback for what orjson refuses (integers beyond 64 bits, lone surrogates, non-string keys).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
-#: Line breaks JSON encoders leave raw (they escape only U+0000-U+001F), as JSON escapes (UTF-8 -> escape).
-_LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+#: What JSON encoders leave raw (they escape only U+0000-U+001F), in UTF-8: the C1 control characters
+#: U+0080-U+009F (NEL, and CSI, which terminals read as the start of an escape sequence) and the line
+#: and paragraph separators U+2028/U+2029.
+_RAW_CONTROLS = re.compile(b"\xc2[\x80-\x9f]|\xe2\x80[\xa8\xa9]")
+#: Each of them as its JSON escape.
+_ESCAPES = {
+    **{chr(code).encode(): f"\\u{code:04x}".encode() for code in range(0x80, 0xA0)},
+    "\u2028".encode(): b"\\u2028",
+    "\u2029".encode(): b"\\u2029",
+}
+
+
+def _escape(match: re.Match[bytes]) -> bytes:
+    return _ESCAPES[match.group()]
 
 
 def _encode(event: SecurityEvent) -> bytes:
@@ -43,15 +56,14 @@ def _encode(event: SecurityEvent) -> bytes:
         data = orjson.dumps(event.wire_fields(), default=str)
     except TypeError:  # orjson.JSONEncodeError included
         data = _ENCODER.encode(event.to_dict()).encode("utf-8")
-    if not data.isascii():
-        for raw, escaped in _LINE_BREAKS:
-            data = data.replace(raw, escaped)
+    if not data.isascii():  # (ASCII, the usual case, holds none of them: no scan)
+        data = _RAW_CONTROLS.sub(_escape, data)
     return data
 
 
 def event_line(event: SecurityEvent) -> bytes:
-    """One event as a single UTF-8 JSON line ending in ``\\n`` (newlines, U+2028/U+2029, NEL and
-    control characters escaped).
+    """One event as a single UTF-8 JSON line ending in ``\\n`` (newlines, every control character
+    U+0000-U+001F and U+0080-U+009F, and U+2028/U+2029 escaped).
 
     Encoded once per event and kept on it: the journal (on the request
     thread), the file sink and the webhook all send the same line. Events are

@@ -1,9 +1,11 @@
 """Webhook sink: POST each event as JSON, signed per the Standard Webhooks spec.
 
-Deliveries always run on the sink's own thread (also with
+Deliveries always run on the sink's own background worker (also with
 ``SECURITY_EVENT_ASYNC=False``), so a slow or dead receiver never adds latency
 to a request. Each delivery has a timeout and is retried with exponential
-backoff on connection errors, timeouts, 429 and 5xx; what is finally
+backoff on connection errors, timeouts, 429 and 5xx. Redirects are never
+followed: a 3xx answer is a failed delivery, so an event and its signature
+never reach a URL other than ``AUDIT_WEBHOOK_URL``. What is finally
 undelivered is counted and logged on ``rail_django.audit``.
 """
 
@@ -13,19 +15,17 @@ import base64
 import hashlib
 import hmac
 import logging
-import queue
 import threading
 import time
 from collections.abc import Sequence
 
 import requests
 
+from rail_django.delivery.worker import BackgroundWorker
 from rail_django.events.types import SecurityEvent, Severity, coerce_severity
 from rail_django.sinks.base import event_json
 
 logger = logging.getLogger("rail_django.audit")
-
-_STOP = object()
 
 
 def signing_key(secret: str) -> bytes:
@@ -43,6 +43,8 @@ def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
 
 
 class WebhookSink:
+    """POSTs events at or above ``min_severity`` to ``url``, one request per event, from its own worker."""
+
     name = "webhook"
 
     def __init__(
@@ -63,81 +65,60 @@ class WebhookSink:
         self.backoff = backoff
         self.delivered = 0
         self.undelivered = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._pending = 0
-        self._idle = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._session: requests.Session | None = None
+        self._worker: BackgroundWorker[SecurityEvent] = BackgroundWorker(
+            "rail-django-audit-webhook", self._deliver_all, queue_size=queue_size, on_start=self._open_session,
+        )
 
     def write(self, events: Sequence[SecurityEvent]) -> None:
-        wanted = [e for e in events if coerce_severity(e.severity, Severity.INFO).rank >= self.min_rank]
-        if not wanted:
-            return
-        self._ensure_thread()
-        for event in wanted:
-            with self._idle:
-                self._pending += 1
-            try:
-                self._queue.put_nowait(event)
-            except queue.Full:
-                self._done(delivered=False)
+        for event in events:
+            if coerce_severity(event.severity, Severity.INFO).rank < self.min_rank:
+                continue
+            if not self._worker.put(event):
+                self._count(delivered=False)
                 logger.error(
                     "Audit webhook queue is full; event %s (%s) was not sent to %s",
                     event.event_id, event.event_type, self.url,
                 )
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        with self._start_lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="rail-django-audit-webhook", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
+    def _open_session(self) -> None:
         self._session = requests.Session()
-        while True:
-            event = self._queue.get()
-            if event is _STOP:
-                return
+
+    def _deliver_all(self, events: list[SecurityEvent]) -> None:
+        for event in events:
             ok = False
             try:
                 ok = self._deliver(event)
-            except Exception:  # never let one event kill the worker
+            except Exception:  # never let one event stop the others
                 logger.exception("Audit webhook delivery of %s crashed", event.event_id)
-            self._done(delivered=ok)
+            self._count(delivered=ok)
 
-    def _done(self, delivered: bool) -> None:
-        with self._idle:
+    def _count(self, delivered: bool) -> None:
+        with self._count_lock:
             if delivered:
                 self.delivered += 1
             else:
                 self.undelivered += 1
-            self._pending -= 1
-            if self._pending <= 0:
-                self._idle.notify_all()
 
     def _deliver(self, event: SecurityEvent) -> bool:
-        body = event_json(event)
+        body = event_json(event).encode()
         msg_id = f"msg_{event.event_id.hex}"
         last_problem = ""
         for attempt in range(self.max_retries + 1):
             if attempt:
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
-            headers = {"Content-Type": "application/json", "webhook-id": msg_id}
-            if self.secret:
-                timestamp = int(time.time())
-                headers["webhook-timestamp"] = str(timestamp)
-                headers["webhook-signature"] = sign(self.secret, msg_id, timestamp, body)
             try:
-                response = self._session.post(self.url, data=body.encode(), headers=headers, timeout=self.timeout)
+                response = self._post(body, msg_id)
             except requests.RequestException as exc:
                 last_problem = type(exc).__name__
                 continue
             if response.status_code < 300:
                 return True
             last_problem = f"HTTP {response.status_code}"
+            if 300 <= response.status_code < 400:
+                last_problem += " (redirects are not followed)"
+                break
             if response.status_code != 429 and response.status_code < 500:
                 break  # the receiver refuses this payload: retrying will not help
         logger.error(
@@ -146,16 +127,18 @@ class WebhookSink:
         )
         return False
 
+    def _post(self, body: bytes, msg_id: str) -> requests.Response:
+        headers = {"Content-Type": "application/json", "webhook-id": msg_id}
+        if self.secret:
+            timestamp = int(time.time())
+            headers["webhook-timestamp"] = str(timestamp)
+            headers["webhook-signature"] = sign(self.secret, msg_id, timestamp, body.decode())
+        session = self._session or requests.Session()
+        # Never follow a redirect: the event and its signature go to the configured URL or nowhere.
+        return session.post(self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False)
+
     def flush(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
-            while self._pending > 0:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._idle.wait(remaining)
-        return True
+        return self._worker.flush(timeout)
 
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(_STOP)
+        self._worker.stop(timeout=0)

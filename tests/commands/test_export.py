@@ -185,13 +185,13 @@ def test_a_failed_export_leaves_an_existing_file_untouched(audit_model, insert, 
     target.write_text("previous export")
     from rail_django.operations import export as export_module
 
-    original = export_module.Writer.flush
+    original = export_module.Writer.write
 
-    def broken(self):
-        original(self)  # the first rows reach the temporary file, then the disk is full
+    def broken(self, rows):
+        original(self, rows)  # the first rows reach the temporary file, then the disk is full
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export_module.Writer, "flush", broken)
+    monkeypatch.setattr(export_module.Writer, "write", broken)
     with pytest.raises(RuntimeError):
         export("--format", fmt, "--output", str(target), "--chunk-size", "2")
     assert target.read_text() == "previous export"
@@ -253,3 +253,19 @@ def test_rows_are_written_oldest_first_with_full_timestamps(audit_model, insert)
     stamps = [datetime.fromisoformat(r["timestamp"]) for r in records]
     assert [s for s in stamps] == [row.timestamp for row in audit_model.objects.exclude(event_type="data.export").order_by("timestamp")]
     uuid.UUID(records[0]["event_id"])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "ocsf"])
+def test_an_export_file_is_readable_by_its_owner_only(audit_model, varied, tmp_path, fmt):
+    """Review finding C1: exported audit data gets mode 0600, like the journal, whatever the umask allows."""
+    target = tmp_path / f"audit.{fmt}"
+    previous = os.umask(0o022)
+    try:
+        export("--format", fmt, "--output", str(target))
+        assert target.stat().st_mode & 0o777 == 0o600
+        target.chmod(0o644)  # an earlier export someone made readable: replaced by an owner-only file
+        export("--format", fmt, "--output", str(target))
+        assert target.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)
+    assert len(target.read_text(encoding="utf-8").splitlines()) >= 3

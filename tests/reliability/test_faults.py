@@ -27,22 +27,13 @@ from rail_django.delivery.dispatcher import dispatcher
 from rail_django.security import security
 from rail_django.sinks import DatabaseSink, WebhookSink
 from tests.conftest import server_answers
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BACKEND = django_settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
 ON_POSTGRESQL = BACKEND == "postgresql"
 postgresql_only = pytest.mark.skipif(not ON_POSTGRESQL, reason="PostgreSQL fault: runs on the PostgreSQL pass")
 sqlite_only_fault = pytest.mark.skipif(BACKEND != "sqlite3", reason="SQLite fault: runs on the SQLite pass")
-
-
-def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def emit_through_requests(client, path: str, count: int, **headers) -> tuple[list[str], int]:
@@ -147,8 +138,11 @@ def pg_proxy():
 
 @postgresql_only
 @pytest.mark.django_db(transaction=True, databases=["default", "audit_proxy"] if ON_POSTGRESQL else ["default"])
-def test_postgresql_refusing_connections_loses_no_event(client, settings, audit_model, monkeypatch, pg_proxy, fault_report):
-    settings.SECURITY_EVENT_ASYNC = True
+@pytest.mark.parametrize("async_delivery", [True, False], ids=["async", "sync"])
+def test_postgresql_refusing_connections_loses_no_event(
+    client, settings, audit_model, monkeypatch, pg_proxy, fault_report, async_delivery
+):
+    settings.SECURITY_EVENT_ASYNC = async_delivery
     settings.AUDIT_STORE_IN_FILE = False
     settings.AUDIT_DATABASE_ALIAS = "audit_proxy"  # the writer reaches PostgreSQL only through the proxy
     monkeypatch.setattr("rail_django.delivery.dispatcher.RETRY_DELAYS", (0.0,))
@@ -167,14 +161,15 @@ def test_postgresql_refusing_connections_loses_no_event(client, settings, audit_
     assert audit_model.objects.filter(event_id__in=ids).count() == 0  # the fault was real
 
     pg_proxy.start()
-    assert wait_until(lambda: audit_model.objects.filter(event_id__in=ids).count() == len(ids))
+    assert wait_until(lambda: audit_model.objects.filter(event_id__in=ids).count() == len(ids), timeout=60)
     stored = audit_model.objects.filter(event_id__in=ids)
     assert stored.count() == len(set(stored.values_list("event_id", flat=True))) == 200
     assert audit_model.objects.filter(event_type="data.read").count() == 201  # exactly once each
     # The outage itself was recorded once, through the spool, when the database came back.
     assert wait_until(lambda: audit_model.objects.filter(event_type="system.error").count() == 1, timeout=10)
     fault_report(
-        "PostgreSQL connection refused (proxy stopped), 200 requests", emitted=len(ids), stored=stored.count(),
+        f"PostgreSQL connection refused (proxy stopped), 200 requests, SECURITY_EVENT_ASYNC={async_delivery}",
+        emitted=len(ids), stored=stored.count(),
         failed_requests=failed + failed_before, note="spooled to the journal, re-delivered when the proxy returned",
     )
 
@@ -231,7 +226,7 @@ def test_sqlite_locked_database_loses_no_event(client, settings, audit_model, mo
 
     assert failed == 0 and len(ids) == 100
     assert security.flush(timeout=60)
-    assert wait_until(lambda: audit_model.objects.filter(event_id__in=ids).count() == len(ids))
+    assert wait_until(lambda: audit_model.objects.filter(event_id__in=ids).count() == len(ids), timeout=60)
     assert audit_model.objects.filter(event_type="data.read").count() == 100
     fault_report(
         "SQLite database is locked (BEGIN EXCLUSIVE ~1 s), 100 requests", emitted=len(ids),

@@ -6,7 +6,7 @@ import os
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, models
 
 from rail_django.security import EventType, security
 from rail_django.sinks import DatabaseSink
@@ -31,24 +31,25 @@ def test_ten_thousand_emits_then_flush_store_ten_thousand_rows(async_delivery, a
 def test_a_full_queue_makes_the_caller_write_and_loses_nothing(async_delivery, audit_model, monkeypatch):
     async_delivery.AUDIT_QUEUE_SIZE = 5
     async_delivery.AUDIT_BATCH_SIZE = 3
-    writer_may_go = threading.Event()
-    on_caller = []
+    caller = threading.current_thread()
+    writer_may_go, writer_went = threading.Event(), threading.Event()
     original = DatabaseSink.write
 
     def gated(self, events):
-        if threading.current_thread().name == "rail-django-audit-writer":
-            writer_may_go.wait(30)  # hold the writer so the queue fills up
-        else:
-            on_caller.append(len(events))
+        if threading.current_thread() is not caller:
+            writer_may_go.wait(30)  # hold the background writer so the queue fills up
+            writer_went.set()
         return original(self, events)
 
     monkeypatch.setattr(DatabaseSink, "write", gated)
     for n in range(50):
         security.emit(EventType.DATA_READ, context={"n": n})
+    # The writer is still held: what is in the table, the emitting thread wrote itself, without waiting.
+    assert audit_model.objects.count() >= 50 - 5 - 3  # all but the queue (5) and the held writer batch (3)
+    assert not writer_went.is_set()
     writer_may_go.set()
     assert security.flush(timeout=60)
     assert audit_model.objects.count() == 50
-    assert sum(on_caller) >= 50 - 5 - 3  # all but the queue (5) and the held writer batch (3)
 
 
 def test_async_emit_returns_before_the_row_is_written(async_delivery, audit_model, monkeypatch):
@@ -174,8 +175,8 @@ def test_synchronous_emit_never_closes_the_callers_connection(settings, audit_mo
 
 
 @pytest.mark.parametrize("use_tz", [True, False])
-def test_the_prepared_insert_stores_what_the_orm_would(settings, audit_model, use_tz):
-    """The sink's own column conversions (UUID, timestamp, JSON) against Django's bulk_create, column by column."""
+def test_the_plain_insert_stores_what_the_orm_would(settings, audit_model, use_tz):
+    """The sink's INSERT (COPY on PostgreSQL) against Django's bulk_create, column by column."""
     import copy
     import uuid
 
@@ -189,7 +190,7 @@ def test_the_prepared_insert_stores_what_the_orm_would(settings, audit_model, us
     twin = copy.copy(event)
     twin.event_id = uuid.uuid4()
     twin.__dict__.pop("_json_line", None)
-    DatabaseSink("default").write([event, event])  # the prepared INSERT (executemany), conflict ignored
+    DatabaseSink("default").write([event, event])  # a conflict inside one batch: ignored
     DatabaseSink("default").write([event])  # a single event: one statement
     audit_model.objects.bulk_create([event_to_row(audit_model, twin)])
     columns = [f.column for f in audit_model._meta.concrete_fields if f.column not in ("id", "event_id")]
@@ -225,3 +226,215 @@ def test_a_batch_spans_several_insert_statements(audit_model, monkeypatch):
         assert len(inserts) == 5  # 33 rows, 7 per statement (elsewhere: one executemany)
     assert audit_model.objects.count() == 30
     assert sorted(int(r.additional_data["resource"]["id"]) for r in audit_model.objects.all()) == list(range(30))
+
+
+def test_a_retried_batch_stores_only_what_is_missing(audit_model):
+    sink = DatabaseSink("default")
+    events = [security.build(EventType.DATA_READ, resource_id=i) for i in range(40)]
+    sink.write(events[:15])  # stored, then the batch is retried with more events (PostgreSQL: COPY refuses it)
+    sink.write(events)
+    sink.write(events[-5:])
+    assert sorted(int(r.additional_data["resource"]["id"]) for r in audit_model.objects.all()) == list(range(40))
+
+
+# -- synchronous delivery inside the caller's transaction -------------------------------------------
+
+
+def _stored_elsewhere(audit_model, event_id) -> bool:
+    """Whether another connection (another thread's) sees the row: it is committed, outside our transaction."""
+    seen = []
+
+    def look():
+        try:
+            seen.append(audit_model.objects.filter(event_id=event_id).exists())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    thread.join(30)
+    return seen == [True]
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has one writer: see the next test")
+def test_sync_emit_inside_atomic_returns_with_the_row_committed_and_survives_the_rollback(settings, audit_model):
+    from django.db import transaction
+
+    settings.SECURITY_EVENT_ASYNC = False
+    with pytest.raises(RuntimeError), transaction.atomic():
+        event = security.emit(EventType.DATA_DELETE, action="inside the caller's transaction")
+        assert _stored_elsewhere(audit_model, event.event_id)  # committed before emit returned
+        raise RuntimeError("roll back")
+    assert audit_model.objects.filter(event_id=event.event_id).count() == 1
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite only")
+def test_sync_emit_inside_atomic_on_sqlite_is_stored_when_the_transaction_ends(settings, audit_model):
+    from django.db import transaction
+
+    settings.SECURITY_EVENT_ASYNC = False
+    with pytest.raises(RuntimeError), transaction.atomic():
+        event = security.emit(EventType.DATA_DELETE, action="inside the caller's transaction")
+        raise RuntimeError("roll back")
+    assert security.flush(timeout=30)
+    assert audit_model.objects.filter(event_id=event.event_id).count() == 1
+
+
+# -- the background worker (the writer and the webhook sink both run on one) -----------------------
+
+
+def _recording_worker(**options):
+    from rail_django.delivery.worker import BackgroundWorker
+
+    batches: list[list] = []
+    worker = BackgroundWorker("test-worker", batches.append, **{"queue_size": 100, **options})
+    return worker, batches
+
+
+def test_the_worker_batches_what_arrives_while_it_lingers():
+    worker, batches = _recording_worker(batch_size=50, linger=0.5)
+    for n in range(20):
+        assert worker.put(n)
+    assert worker.flush(timeout=10)
+    assert [item for batch in batches for item in batch] == list(range(20))
+    assert len(batches) <= 2  # one batch, or two if the thread took the first item before the rest came
+    worker.stop()
+
+
+def test_flush_and_put_and_wait_cut_the_linger_short():
+    import time
+
+    worker, batches = _recording_worker(batch_size=50, linger=30)
+    started = time.monotonic()
+    worker.put("a")
+    assert worker.flush(timeout=10)
+    assert worker.put_and_wait("b", timeout=10)
+    assert time.monotonic() - started < 5
+    assert [item for batch in batches for item in batch] == ["a", "b"]
+    worker.stop()
+
+
+def test_a_full_worker_queue_refuses_instead_of_blocking():
+    from rail_django.delivery.worker import BackgroundWorker
+
+    release = threading.Event()
+    handled = []
+    worker = BackgroundWorker("test-worker", lambda items: (release.wait(30), handled.extend(items)), queue_size=2)
+    accepted = [worker.put(n) for n in range(6)]  # one held by the thread, two queued, the rest refused
+    assert accepted.count(False) >= 3 and accepted[:2] == [True, True]
+    assert not worker.flush(timeout=0.2)  # still held
+    release.set()
+    assert worker.flush(timeout=10)
+    assert handled == [n for n, ok in enumerate(accepted) if ok]
+    worker.stop()
+
+
+def test_a_failing_batch_does_not_stop_the_worker(caplog):
+    from rail_django.delivery.worker import BackgroundWorker
+
+    handled = []
+
+    def handle(items):
+        if "bad" in items:
+            raise ValueError("refused")
+        handled.extend(items)
+
+    worker = BackgroundWorker("test-worker", handle, queue_size=10)
+    with caplog.at_level(logging.ERROR, logger="rail_django.audit"):
+        worker.put("bad")
+        assert worker.flush(timeout=10)
+        worker.put("good")
+        assert worker.flush(timeout=10)
+    assert handled == ["good"]
+    assert any("failed on a batch" in r.getMessage() for r in caplog.records)
+    worker.stop()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_its_own_worker_and_never_the_parents_queue(tmp_path):
+    from rail_django.delivery.worker import BackgroundWorker
+
+    release = threading.Event()
+    seen = tmp_path / "seen"
+
+    def handle(items):
+        release.wait(30)
+        with open(seen, "a") as out:
+            out.writelines(f"{os.getpid()} {item}\n" for item in items)
+
+    worker = BackgroundWorker("test-worker", handle, queue_size=10)
+    worker.put("parent-1")  # held by the parent's thread
+    worker.put("parent-2")  # queued in the parent
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            release.set()  # the child's copy of the event: the parent's thread does not run here
+            worker.put("child")
+            code = 0 if worker.flush(timeout=20) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    release.set()
+    assert worker.flush(timeout=20)
+    lines = sorted(seen.read_text().splitlines())
+    assert lines == sorted([f"{pid} child", f"{os.getpid()} parent-1", f"{os.getpid()} parent-2"])
+    worker.stop()
+
+
+# -- a swapped AUDIT_EVENT_MODEL -----------------------------------------------------------------------
+
+
+class StampedAuditEvent(models.Model):
+    """A custom audit model whose extra columns get their values from a default and from pre_save()."""
+
+    event_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=64)
+    severity = models.CharField(max_length=16)
+    user_id = models.CharField(max_length=255, null=True)
+    username = models.CharField(max_length=150, null=True)
+    client_ip = models.GenericIPAddressField(null=True)
+    user_agent = models.TextField(default="")
+    timestamp = models.DateTimeField(db_column="occurred_at")
+    request_path = models.TextField(default="")
+    request_method = models.CharField(max_length=16, default="")
+    additional_data = models.JSONField(default=dict, db_column="payload")
+    success = models.BooleanField(default=True)
+    error_message = models.TextField(null=True)
+    correlation_id = models.CharField(max_length=64, null=True)
+    session_id = models.CharField(max_length=64, null=True)
+    tenant = models.CharField(max_length=32, default="acme", db_column="tenant_code")
+    stored_at = models.DateTimeField(null=True)
+
+    class Meta:
+        app_label = "testapp"
+        db_table = "security_stamped_audit_event"
+
+
+@pytest.fixture
+def stamped_model(settings):
+    with connection.schema_editor() as editor:
+        editor.create_model(StampedAuditEvent)
+    settings.AUDIT_EVENT_MODEL = "testapp.StampedAuditEvent"
+    yield StampedAuditEvent
+    settings.AUDIT_EVENT_MODEL = "rail_django.AuditEventModel"
+    with connection.schema_editor() as editor:
+        editor.delete_model(StampedAuditEvent)
+
+
+@pytest.mark.parametrize("auto_now_add", [False, True], ids=["plain-insert", "bulk_create"])
+def test_a_custom_audit_model_gets_every_column(stamped_model, monkeypatch, auto_now_add):
+    """Its own column names and a defaulted column (plain INSERT); with an auto_now_add column, bulk_create."""
+    field = stamped_model._meta.get_field("stored_at")
+    monkeypatch.setattr(field, "auto_now_add", auto_now_add)
+    sink = DatabaseSink("default")
+    events = [security.build(EventType.DATA_READ, action="read", context={"n": n, "name": "Zoë"}) for n in range(3)]
+    sink.write(events)
+    sink.write(events[:1])  # a retry: ignored
+    rows = list(stamped_model.objects.order_by("pk"))
+    assert [r.event_id for r in rows] == [e.event_id for e in events]
+    assert all(r.tenant == "acme" for r in rows)
+    assert [r.additional_data["context"] for r in rows] == [{"n": n, "name": "Zoë"} for n in range(3)]
+    assert [r.timestamp for r in rows] == [e.timestamp for e in events]
+    assert all((r.stored_at is not None) == auto_now_add for r in rows)

@@ -70,19 +70,30 @@ def test_newlines_and_control_characters_cannot_forge_a_line(tmp_path):
     assert json.loads(lines[0])["action"] == forged
 
 
+@pytest.mark.parametrize("character", ["\x80", "\x85", "\x9b", "\x9f"], ids=["PAD", "NEL", "CSI", "APC"])
+def test_c1_control_characters_are_escaped_in_the_file(tmp_path, character):
+    """U+0080-U+009F: JSON encoders leave them raw; a terminal reads U+009B as the start of an escape sequence."""
+    path = tmp_path / "audit.log"
+    hostile = f"{character}[2J{character}]0;owned\x07 zoë"
+    FileSink(path).write([security.build(EventType.UI_ACTION, action=hostile, context={hostile: hostile})])
+    written = path.read_bytes()
+    assert character.encode() not in written
+    assert f"\\u{ord(character):04x}".encode() in written
+    assert "zoë".encode() in written  # other non-ASCII text stays as it is
+    record = json.loads(written)
+    assert record["action"] == hostile and record["context"] == {hostile: hostile}
+
+
 @pytest.mark.django_db(transaction=True)
-def test_an_event_is_encoded_once_for_the_journal_and_the_file(settings, tmp_path, monkeypatch):
-    from rail_django.events.types import SecurityEvent
+def test_the_journal_and_the_file_get_the_same_line(settings, tmp_path):
+    from rail_django.sinks.base import event_line
 
     settings.SECURITY_EVENT_ASYNC = True  # journal on the request thread, file line in the writer
     settings.AUDIT_LOG_FILE = tmp_path / "audit.log"
-    calls = []
-    original = SecurityEvent.wire_fields
-    monkeypatch.setattr(SecurityEvent, "wire_fields", lambda self: calls.append(1) or original(self))
-    event = security.emit(EventType.DATA_READ)
+    event = security.emit(EventType.DATA_READ, action="Zoë \x9b")
     assert security.flush(timeout=30)
-    assert json.loads((tmp_path / "audit.log").read_text())["event_id"] == str(event.event_id)
-    assert len(calls) == 1
+    assert (tmp_path / "audit.log").read_bytes() == event_line(event)
+    assert event_line(event) is event_line(event)  # encoded once, kept on the event
 
 
 @pytest.mark.parametrize(

@@ -27,14 +27,19 @@ class Receiver:
         self.received = threading.Event()
         receiver = self
 
+        self.redirect_to: str | None = None  # answer 307 with this Location instead
+
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append({"headers": dict(self.headers), "body": body.decode()})
                 receiver.received.set()
                 receiver.release.wait(30)
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
+                if receiver.redirect_to:
+                    self.send_response(307)
+                    self.send_header("Location", receiver.redirect_to)
+                else:
+                    self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -141,3 +146,23 @@ def test_a_dead_receiver_does_not_fail_the_request(settings, client):
     settings.AUDIT_WEBHOOK_BACKOFF = 0.01
     assert client.get("/alert/").status_code == 200
     assert security.flush(timeout=30)
+
+
+def test_a_redirect_is_never_followed(receiver, settings, caplog):
+    """A 307 to another URL must not carry the event and its signature there: it is a failed delivery."""
+    from rail_django.delivery.dispatcher import dispatcher
+    from rail_django.sinks import WebhookSink
+
+    elsewhere = Receiver()
+    try:
+        receiver.redirect_to = elsewhere.url
+        with caplog.at_level(logging.ERROR, logger="rail_django.audit"):
+            security.emit(EventType.SECURITY_ALERT)
+            assert security.flush(timeout=30)
+        assert len(receiver.requests) == 1  # not retried either: the receiver answered
+        assert elsewhere.requests == []
+        [sink] = [s for s in dispatcher.sinks() if isinstance(s, WebhookSink)]
+        assert (sink.delivered, sink.undelivered) == (0, 1)
+        assert any("gave up" in r.getMessage() and "HTTP 307" in r.getMessage() for r in caplog.records)
+    finally:
+        elsewhere.close()
