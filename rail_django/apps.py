@@ -22,3 +22,18 @@ class RailDjangoConfig(AppConfig):
         auth_signals.user_login_failed.connect(auth.on_user_login_failed, dispatch_uid="rail_django.login_failed")
         dispatcher.on_sink_failure = raise_audit_failure_alert
         install_process_hooks()
+        self._install_tracking()
+
+    @staticmethod
+    def _install_tracking() -> None:
+        """Model change tracking: receivers for the tracked models, the bulk-write wrapper, its checks."""
+        from django.core import checks as django_checks
+
+        from rail_django.capture import model_changes
+        from rail_django.conf import on_config_change
+        from rail_django.tracking.checks import check_tracked_models
+        from rail_django.tracking.registry import rebuild
+
+        model_changes.install()
+        on_config_change(rebuild)
+        django_checks.register(check_tracked_models, "rail_django")

@@ -101,6 +101,11 @@ DEFAULTS: dict[str, Any] = {
     "RAIL_DJANGO_GRAPHQL": lambda: {section: dict(values) for section, values in DEFAULT_GRAPHQL_SETTINGS.items()},
     "AUDIT_LOCKOUT_ENABLED": False,
     "AUDIT_ADMIN_ENABLED": True,
+    # --- Model change tracking (rail_django.tracking; docs/tracking.md) -------------------
+    # {"app_label.ModelName": {"fields": [...], "exclude": [...], "mask": [...], "m2m": [...]}};
+    # read by rail_django.tracking.registry, validated by rail_django.tracking.checks (E070-E074).
+    "AUDIT_TRACKED_MODELS": lambda: {},
+    # --- end of model change tracking --------------------------------------------------
 }
 
 
