@@ -24,8 +24,8 @@ _tracking = Tracking()
 _clearing: ContextVar[dict[tuple[Any, ...], list[Any]] | None] = ContextVar("rail_django_m2m_clearing", default=None)
 #: Through models whose rows Django is deleting for a remove()/clear(): their post_delete is not a second change.
 _removing: ContextVar[frozenset[Any]] = ContextVar("rail_django_m2m_removing", default=frozenset())
-#: The last removal recorded for one object, which an addition right after joins (``set()``).
-_last: ContextVar[Pending | None] = ContextVar("rail_django_m2m_last", default=None)
+#: Removals recorded per object and relation, which an addition right after joins (``set()``).
+_removals: ContextVar[dict[tuple[Any, ...], Pending] | None] = ContextVar("rail_django_m2m_removals", default=None)
 
 
 def set_tracking(tracking: Tracking) -> None:
@@ -35,7 +35,6 @@ def set_tracking(tracking: Tracking) -> None:
 
 @dataclass
 class Pending:
-    key: tuple[Any, ...]
     alias: str
     epoch: int
     added: list[str] = field(default_factory=list)
@@ -45,7 +44,7 @@ class Pending:
 
 def _event(side: M2MSide, using: str, obj: Any, pk: Any, added: list[str], removed: list[str]) -> Pending:
     """Schedule one ``data.update`` for ``obj`` (or ``pk`` when it was not loaded); returns its lists."""
-    pending = Pending(key=(), alias=using, epoch=bulk.savepoint_epoch(), added=added, removed=removed)
+    pending = Pending(alias=using, epoch=bulk.savepoint_epoch(), added=added, removed=removed)
     spec = side.spec
     name = record.describe(obj) if obj is not None else None
 
@@ -76,12 +75,12 @@ def _objects(side: M2MSide, using: str, pks: Any) -> dict[Any, Any]:
 
 def _join_set(key: tuple[Any, ...], using: str, added: list[str]) -> bool:
     """Add ``added`` to the removal just recorded for the same object, when nothing can part them."""
-    last = _last.get()
-    if (last is None or last.key != key or last.emitted or last.alias != using or last.added
+    removals = _removals.get()
+    last = removals.pop(key, None) if removals else None
+    if (last is None or last.emitted or last.alias != using or last.added
             or last.epoch != bulk.savepoint_epoch() or transaction.get_autocommit(using=using)):
         return False
     last.added.extend(added)
-    _last.set(None)
     return True
 
 
@@ -95,10 +94,10 @@ def _record(side: M2MSide, instance: Any, reverse: bool, using: str, pks: list[A
         if not removing and _join_set(key, using, ids):
             return
         pending = _event(side, using, instance, instance.pk, [] if removing else ids, ids if removing else [])
-        pending.key = key
-        _last.set(pending if removing else None)
+        if removing:
+            # Only the latest removal per object is kept: one set() is a removal then an addition.
+            _removals.set({key: pending})
         return
-    _last.set(None)
     objects = _objects(side, using, pks)
     for pk in pks:
         one = [str(instance.pk)]
