@@ -22,6 +22,8 @@ def update_invoice(request: HttpRequest, pk: int) -> JsonResponse:
     invoice.status = request.POST.get("status", invoice.status)
     invoice.customer_id = request.POST.get("customer") or invoice.customer_id
     invoice.save()
+    if request.POST.get("fail_after_save"):
+        raise ValueError("failed after the save")  # with ATOMIC_REQUESTS the save rolls back
     return JsonResponse({"ok": True})
 
 

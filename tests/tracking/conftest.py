@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from django.db.models import Max
 
+from rail_django.security import security
+
 
 class Trail:
     """The change events (``data.*``) stored after the last :meth:`mark`."""
@@ -19,6 +21,7 @@ class Trail:
         self.after = self.model.objects.aggregate(m=Max("id"))["m"] or 0
 
     def events(self, event_type: str | None = None, resource_type: str | None = None) -> list[Any]:
+        security.flush(timeout=10)  # events the writer thread holds (SQLite inside atomic(), async delivery)
         rows = self.model.objects.filter(id__gt=self.after, event_type__startswith="data.").order_by("id")
         if event_type:
             rows = rows.filter(event_type=event_type)
