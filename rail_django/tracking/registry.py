@@ -96,6 +96,15 @@ class TrackedModel:
         self.table = meta.db_table
         self.attnames = tuple(f.attname for f in self.fields)
         self.copies = tuple((f.attname, f.kind) for f in self.fields)
+        key = self.pk.target_field if self.pk.is_relation else self.pk  # a multi-table child's parent link
+        self.integer_pk = isinstance(key, models.IntegerField)
+
+    def pk_text(self, value: Any) -> str:
+        """A primary key as the events write it: ``str(pk)`` of the Python value (a UUID with dashes,
+        whatever the database sent)."""
+        if self.integer_pk and type(value) is int:
+            return str(value)
+        return str(self.pk.to_python(value))
 
 
 @dataclass

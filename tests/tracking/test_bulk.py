@@ -154,3 +154,20 @@ def test_save_statements_are_not_mistaken_for_bulk_writes(trail, invoices):
     invoices[0].save()
     Invoice.objects.create(number="S-1")
     assert sorted(e.event_type for e in trail.events()) == ["data.create", "data.update"]
+
+
+def test_constant_values_of_every_kind_are_json(trail, invoices):
+    import datetime as dt
+
+    acme = Customer.objects.create(name="ACME")
+    due = dt.datetime(2025, 6, 1, 8, 0, tzinfo=dt.timezone.utc)
+    trail.mark()
+    Invoice.objects.filter(pk=invoices[0].pk).update(
+        due_at=due, data={"k": [1, {"x": None}]}, amount=Decimal("7.10"), customer=acme, status="sent")
+    assert context(trail.one("data.bulk"))["changes"] == {
+        "due_at": "2025-06-01T08:00:00+00:00",
+        "data": {"k": [1, {"x": None}]},
+        "amount": "7.10",
+        "customer": acme.pk,
+        "status": "sent",
+    }

@@ -26,9 +26,10 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 
 from rail_django.capture.model_changes import record
 from rail_django.capture.model_changes.sql import Insert, Update, parse_insert, parse_update, statement_table
@@ -40,6 +41,7 @@ from rail_django.tracking.values import to_json
 logger = logging.getLogger("rail_django.audit")
 
 MAX_IDS = record.MAX_IDS
+_UNKNOWN = object()
 #: Rows whose written values are listed in ``rows`` (values that differ row by row).
 MAX_ROWS = 100
 
@@ -94,8 +96,7 @@ def _is_save_statement(alias: str, table: str, kind: str, sql: str, params: Any,
     # A save updates one row by primary key: "... WHERE <table>.<pk> = %s", the key last.
     if not sql.rstrip().endswith("= %s") or not params:
         return False
-    value = params[-1]
-    return str(value) in keys or str(spec.pk.to_python(value)) in keys or "" in keys
+    return spec.pk_text(params[-1]) in keys or "" in keys
 
 
 @dataclass
@@ -171,7 +172,27 @@ def _rows(spec: TrackedModel, values: dict[str, dict[str, Any]]) -> dict[str, di
 def _update_ids(connection: Any, spec: TrackedModel, update: Update) -> list[str]:
     qn = connection.ops.quote_name
     sql = f"SELECT {update.quoted_table}.{qn(spec.pk.column)} FROM {update.quoted_table}{update.tail} LIMIT {MAX_IDS}"
-    return [str(spec.pk.to_python(row[0])) for row in _query(connection, sql, update.tail_params)]
+    return [spec.pk_text(row[0]) for row in _query(connection, sql, update.tail_params)]
+
+
+#: Parameter types that are the field's own value on every backend (not an encoding: dates and
+#: UUIDs are text on SQLite and MySQL, JSON is text or an adapter object).
+_PLAIN_PARAMS = (str, int, float, bool, Decimal)
+_ENCODED_FIELDS = (models.DateField, models.TimeField, models.DurationField, models.UUIDField, models.JSONField,
+                   models.BinaryField, models.FileField)
+
+
+def _constant(tracked: Any, assignment: Any) -> Any:
+    """The value of ``"col" = %s`` / ``= NULL`` read from the statement, or _UNKNOWN (read it back)."""
+    if assignment.expr == "NULL":
+        return None
+    value = assignment.params[0] if assignment.params else None
+    if type(value) not in _PLAIN_PARAMS or isinstance(tracked.field, _ENCODED_FIELDS):
+        return _UNKNOWN
+    try:
+        return tracked.field.to_python(value)
+    except Exception:
+        return _UNKNOWN
 
 
 def _update_entry(connection: Any, spec: TrackedModel, update: Update | None, ids: list[str] | None,
@@ -183,11 +204,18 @@ def _update_entry(connection: Any, spec: TrackedModel, update: Update | None, id
     tracked = [(a, spec.by_column[a.column]) for a in update.assignments if a.column in spec.by_column]
     if not tracked:
         return None  # only untracked (excluded) columns were written
-    constant = [t.attname for a, t in tracked if a.constant]
     varying = [t.attname for a, t in tracked if not a.constant]
     listed = ids or []
-    if constant and listed:
-        first = _read_values(connection, spec, listed[:1], constant)
+    unknown = []
+    for assignment, field_ in tracked:
+        if assignment.constant:
+            value = _constant(field_, assignment)
+            if value is _UNKNOWN:
+                unknown.append(field_.attname)
+            else:
+                context["changes"][field_.name] = _field_value(spec, field_.attname, value)
+    if unknown and listed:  # values whose parameter is the database's encoding: read one row back
+        first = _read_values(connection, spec, listed[:1], unknown)
         for attname, value in next(iter(first.values()), {}).items():
             context["changes"][spec.by_attname[attname].name] = _field_value(spec, attname, value)
     if varying and listed:
@@ -207,9 +235,9 @@ def _insert_ids(connection: Any, cursor: Any, spec: TrackedModel, insert: Insert
         rows = raw.fetchall()
         raw.scroll(0, mode="absolute")  # Django reads the returned rows next
         index = insert.returning.index(pk_column)
-        return [str(spec.pk.to_python(row[index])) for row in rows]
+        return [spec.pk_text(row[index]) for row in rows]
     if insert.values is not None and pk_column in insert.values:
-        return [str(spec.pk.to_python(value)) for value in insert.values[pk_column]]
+        return [spec.pk_text(value) for value in insert.values[pk_column]]
     if pk_column in insert.columns:
         return None
     if connection.vendor == "sqlite" and not transaction.get_autocommit(using=connection.alias):

@@ -51,7 +51,7 @@ def _place_lists(context: dict[str, Any], lists: IdLists) -> None:
             node = node.get(key) if isinstance(node, dict) else None
         # A container the redaction pass masked (a field whose name is a secret's) stays masked.
         if isinstance(node, dict) and path[-1] in node:
-            node[path[-1]] = [scrub(i) for i in ids[:MAX_IDS]]
+            node[path[-1]] = [i if i.isdigit() else scrub(i) for i in ids[:MAX_IDS]]
 
 
 def emit_change(event_type: EventType, *, action: str, resource_type: str, resource_id: str | None,
