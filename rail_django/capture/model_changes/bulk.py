@@ -6,10 +6,12 @@ connection. Statements that are not an ``UPDATE`` or ``INSERT`` of a tracked
 table pass straight through (a prefix test). For one that is:
 
 * ``UPDATE``: before it runs, the ids of the rows its ``WHERE`` clause
-  matches are read (at most 1,000, in the same transaction); after
-  it, the count is the database's row count, and the values written are read
-  back (one row for ``field = value`` assignments, the listed rows for
-  expressions and ``bulk_update``'s ``CASE``).
+  matches are read (at most 1,000, in the same transaction); after it, the
+  count is the database's row count; ``field = value`` assignments are read
+  from the statement (one row is read back when the parameter is the
+  database's encoding: dates and UUIDs on SQLite/MySQL, JSON), and the
+  values of expressions and of ``bulk_update``'s ``CASE`` are read back for
+  the first 100 listed rows.
 * ``INSERT``: ids come from ``RETURNING`` (PostgreSQL, MariaDB: the rows are
   read, then the cursor is scrolled back for Django), from the statement's
   own primary-key values, or, on SQLite, from the newest ids of the table
