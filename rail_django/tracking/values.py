@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
@@ -81,11 +81,24 @@ def to_json(tracked: TrackedField, value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, timedelta):
         return duration_iso_string(value)
-    if isinstance(value, (Decimal, UUID)):
+    if isinstance(value, Decimal):
+        return _decimal_text(tracked.field, value)
+    if isinstance(value, UUID):
         return str(value)
     if isinstance(value, (tuple, set, frozenset)):
         return [to_json(tracked, item) if not isinstance(item, (str, int, float)) else item for item in value]
     return str(value)
+
+
+def _decimal_text(field: models.Field, value: Decimal) -> str:
+    """A decimal as the column stores it: ``100`` assigned to ``decimal_places=2`` is ``"100.00"``."""
+    places = getattr(field, "decimal_places", None)
+    if places is None or not value.is_finite():
+        return str(value)
+    try:
+        return str(value.quantize(Decimal(1).scaleb(-places)))
+    except InvalidOperation:  # more digits than the context allows: as given
+        return str(value)
 
 
 def _pointer(path: str, key: Any) -> str:
