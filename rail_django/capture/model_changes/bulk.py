@@ -84,8 +84,8 @@ def _is_save_statement(alias: str, table: str, kind: str, sql: str, params: Any,
     keys = {entry[2] for entry in saving if entry[0] == alias and entry[1] == table}
     if not keys:
         return False
-    if kind == "insert":  # a save inserts one row
-        return True
+    if kind == "insert":  # a save inserts one row: "VALUES (...)" with no second row
+        return "), (" not in sql and " UNNEST(" not in sql
     # A save updates one row by primary key: "... WHERE <table>.<pk> = %s", the key last.
     if not sql.rstrip().endswith("= %s") or not params:
         return False
