@@ -19,7 +19,7 @@ from rail_django.capture.model_changes import bulk, record
 from rail_django.conf import get_config
 from rail_django.events.types import EventType
 from rail_django.tracking.registry import JSON, PLAIN, TrackedField, TrackedModel, Tracking
-from rail_django.tracking.values import differs, json_diff, snapshot_value, to_json
+from rail_django.tracking.values import differs, json_diff, json_equal, snapshot_value, to_json
 
 #: The tracked values as loaded (or as last saved), kept on the instance.
 LOADED = "_rail_django_loaded"
@@ -104,10 +104,15 @@ def _updated(spec: TrackedModel, instance: Any, using: str, update_fields: Any) 
     for attname in saved:
         tracked = spec.by_attname[attname]
         old = from_db[attname] if attname in from_db else loaded.get(attname, _MISSING)
-        new = after[attname] if attname in after else snapshot_value(tracked.kind, values[attname])
+        current = after[attname] if attname in after else values[attname]
+        if tracked.kind == PLAIN and type(old) is type(current) and old == current:
+            continue  # the common case, unchanged: nothing to copy or record
+        if tracked.kind == JSON and old is not _MISSING and json_equal(old, current):
+            continue
+        new = snapshot_value(tracked.kind, current)  # a copy: later in-place edits of a document do not reach it
         if old is not _MISSING and differs(tracked, old, new):
             changes[tracked.name] = _pair(tracked, old, new, diff_json=True)
-        loaded[attname] = new  # already a copy: later in-place edits of a JSON document do not reach it
+        loaded[attname] = new
     values[LOADED] = loaded
     if changes and all(spec.by_attname[f.attname].auto_now for f in spec.fields if f.name in changes):
         return {}  # only an auto_now timestamp moved: the save changed nothing
