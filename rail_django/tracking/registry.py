@@ -9,6 +9,7 @@ breaks a request.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import models
 
-from rail_django.conf import read_setting
-from rail_django.events.redaction import current_redactor
+from rail_django.conf import DEFAULT_REDACTION_FIELDS, read_setting
+from rail_django.events.redaction import Redactor, current_redactor
 from rail_django.tracking.options import TrackOptions, code_registrations
+
+logger = logging.getLogger("rail_django.audit")
 
 #: How a field's value is snapshotted and written into an event.
 PLAIN, JSON, FILE, BINARY = "plain", "json", "file", "binary"
@@ -172,6 +175,15 @@ def _always_masked(model: type[models.Model]) -> set[str]:
     return {"password"} if model._meta.concrete_model is user_model._meta.concrete_model else set()
 
 
+def _sensitive_key_test() -> Callable[[str], bool]:
+    """The redaction list's key test; its defaults while another setting is invalid (``manage.py check``
+    reports that setting; tracking must not fail because of it)."""
+    try:
+        return current_redactor().is_sensitive_key
+    except Exception:
+        return Redactor(DEFAULT_REDACTION_FIELDS, "").is_sensitive_key
+
+
 def resolve_fields(model: type[models.Model], options: TrackOptions) -> tuple[TrackedField, ...]:
     lookup = field_lookup(model)
     if options.fields is None:
@@ -180,7 +192,7 @@ def resolve_fields(model: type[models.Model], options: TrackOptions) -> tuple[Tr
         chosen = list(dict.fromkeys(lookup[name] for name in options.fields if name in lookup))
     excluded = {lookup[name].name for name in options.exclude if name in lookup}
     masked = {lookup[name].name for name in options.mask if name in lookup} | _always_masked(model)
-    sensitive = current_redactor().is_sensitive_key
+    sensitive = _sensitive_key_test()
     return tuple(
         TrackedField(
             name=f.name,
@@ -289,7 +301,11 @@ def rebuild() -> Tracking:
     if not apps.ready:
         return Tracking()
     with _lock:
-        _current = build_tracking()
+        try:
+            _current = build_tracking()
+        except Exception:  # a setting being changed is invalid: keep tracking as it was
+            logger.exception("Could not resolve AUDIT_TRACKED_MODELS; model change tracking is unchanged")
+            return _current or Tracking()
         current = _current
     for callback in list(_listeners):
         callback(current)
