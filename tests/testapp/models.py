@@ -50,7 +50,8 @@ class Invoice(models.Model):
     due_at = models.DateTimeField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
     attachment = models.FileField(upload_to="invoices/", blank=True)
-    card_number = models.CharField(max_length=32, blank=True, default="")
+    card_number = models.CharField(max_length=32, blank=True, default="")  # docs/tracking.md's masked field
+    iban = models.CharField(max_length=34, blank=True, default="")  # masked in tests/settings.py
     api_key = models.CharField(max_length=64, blank=True, default="")
     notes = models.TextField(blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)

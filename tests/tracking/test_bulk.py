@@ -26,14 +26,14 @@ def ids(rows):
 
 def test_queryset_update_records_count_ids_and_new_values(trail, invoices):
     trail.mark()
-    count = Invoice.objects.filter(amount__gte=2).update(status="paid", due_at=None, card_number="4111")
+    count = Invoice.objects.filter(amount__gte=2).update(status="paid", due_at=None, iban="DE89")
     assert count == 3
     row = trail.one("data.bulk")
     ctx = context(row)
     assert ctx["operation"] == "update" and ctx["model"] == "testapp.Invoice"
     assert ctx["count"] == 3
     assert sorted(ctx["ids"], key=int) == ids(invoices[2:])
-    assert ctx["changes"] == {"status": "paid", "due_at": None, "card_number": MASK}
+    assert ctx["changes"] == {"status": "paid", "due_at": None, "iban": MASK}
     assert resource(row)["type"] == "testapp.invoice"
     assert row.severity == "warning"
 

@@ -79,7 +79,7 @@ def test_admin_history_page_shows_the_diff_table(superuser_client, invoice):
 def test_admin_history_page_escapes_values(superuser_client, trail):
     invoice = Invoice.objects.create(number="X-1")
     invoice.data = {"note": "<script>alert(1)</script>"}
-    invoice.card_number = "<b>x</b>"  # masked: never shown at all
+    invoice.iban = "<b>x</b>"  # masked: never shown at all
     invoice.number = "<b>X</b>"
     invoice.save()
     page = superuser_client.get(history_url(invoice)).content.decode()

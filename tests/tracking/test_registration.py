@@ -72,7 +72,7 @@ def ids_of(errors):
         ("not a dict", "rail_django.E070", "it must be a dict"),
         ({"testapp.Invoice": ["amount"]}, "rail_django.E070", "it must be a dict of options"),
         ({"testapp.Invoice": {"exlude": ["notes"]}}, "rail_django.E070", "unknown option 'exlude'"),
-        ({"testapp.Invoice": {"mask": "card_number"}}, "rail_django.E070", "it must be a list of names"),
+        ({"testapp.Invoice": {"mask": "iban"}}, "rail_django.E070", "it must be a list of names"),
         ({"testapp.Nope": {}}, "rail_django.E071", "no installed model is called 'testapp.Nope'"),
         ({"testapp.Invoice": {"exclude": ["amout"]}}, "rail_django.E072", "exclude names 'amout'"),
         ({"testapp.Invoice": {"m2m": ["labels"]}}, "rail_django.E073", "m2m names 'labels'"),
