@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 
 from rail_django.conf import DEFAULT_REDACTION_FIELDS, read_setting
-from rail_django.events.redaction import Redactor, current_redactor
+from rail_django.events.redaction import get_redactor
 from rail_django.tracking.options import TrackOptions, code_registrations
 
 logger = logging.getLogger("rail_django.audit")
@@ -176,12 +176,13 @@ def _always_masked(model: type[models.Model]) -> set[str]:
 
 
 def _sensitive_key_test() -> Callable[[str], bool]:
-    """The redaction list's key test; its defaults while another setting is invalid (``manage.py check``
-    reports that setting; tracking must not fail because of it)."""
-    try:
-        return current_redactor().is_sensitive_key
-    except Exception:
-        return Redactor(DEFAULT_REDACTION_FIELDS, "").is_sensitive_key
+    """``AUDIT_REDACTION_FIELDS``' key test (its default while the setting is invalid: ``manage.py check``
+    reports it). Read from the setting itself: resolving tracking must not load the whole configuration,
+    which a change of any rail-django setting triggers."""
+    fields = read_setting("AUDIT_REDACTION_FIELDS")
+    if not isinstance(fields, (list, tuple)) or not all(isinstance(f, str) for f in fields):
+        fields = DEFAULT_REDACTION_FIELDS
+    return get_redactor(tuple(f.lower() for f in fields if f), "").is_sensitive_key
 
 
 def resolve_fields(model: type[models.Model], options: TrackOptions) -> tuple[TrackedField, ...]:
@@ -241,13 +242,8 @@ def _m2m_sides(spec: TrackedModel) -> list[M2MSide]:
 
 def is_audit_model(model: type[models.Model]) -> bool:
     """The audit table itself is never tracked: each of its rows would record another row."""
-    from rail_django.models import get_audit_event_model
-
-    try:
-        audit = get_audit_event_model()
-    except Exception:
-        return False
-    return model._meta.concrete_model is audit._meta.concrete_model
+    labels = {str(read_setting("AUDIT_EVENT_MODEL")).lower(), "rail_django.auditeventmodel"}
+    return model._meta.concrete_model._meta.label_lower in labels
 
 
 def build_tracking() -> Tracking:
