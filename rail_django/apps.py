@@ -26,6 +26,7 @@ class RailDjangoConfig(AppConfig):
         dispatcher.on_sink_failure = raise_audit_failure_alert
         install_process_hooks()
         self._record_with_no_code()
+        self._install_tracking()
 
     def _record_with_no_code(self) -> None:
         """Issue 14: account and privilege changes, ``django.security`` logs, lockout rules, integrations, commands."""
@@ -43,3 +44,17 @@ class RailDjangoConfig(AppConfig):
         suspicious.install()
         install_integrations()
         commands.install_for_command_line()
+
+    @staticmethod
+    def _install_tracking() -> None:
+        """Model change tracking: receivers for the tracked models, the bulk-write wrapper, its checks."""
+        from django.core import checks as django_checks
+
+        from rail_django.capture import model_changes
+        from rail_django.conf import on_config_change
+        from rail_django.tracking.checks import check_tracked_models
+        from rail_django.tracking.registry import rebuild
+
+        model_changes.install()
+        on_config_change(rebuild)
+        django_checks.register(check_tracked_models, "rail_django")

@@ -133,6 +133,14 @@ GRAPHENE = {
     "SCHEMA": "tests.testapp.schema.schema",
     "MIDDLEWARE": ["rail_django.security.graphql.GraphQLAuditMiddleware"],
 }
+# Model change tracking (tests/tracking/): the models of tests/testapp/models.py.
+MEDIA_ROOT = TEST_OUTPUT / "media"
+AUDIT_TRACKED_MODELS = {
+    "testapp.Invoice": {"exclude": ["notes"], "mask": ["iban"]},
+    "testapp.Customer": {},
+    "testapp.Product": {},
+    "testapp.Tag": {"m2m": ["invoices"]},
+}
 RAIL_DJANGO_GRAPHQL = {
     "schema_settings": {"enable_extension_mutations": True},
     "security_settings": {"audited_query_fields": [], "mutation_event_types": {}},

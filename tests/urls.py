@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from graphene_django.views import GraphQLView
 
 from rail_django.capture.graphql import AuditGraphQLView
@@ -18,4 +18,5 @@ urlpatterns = [
     path("alert/", views.alert_view),
     path("graphql/", GraphQLView.as_view(graphiql=True)),
     path("graphql/audited/", AuditGraphQLView.as_view()),
+    path("tracking/", include("tests.testapp.urls")),
 ]

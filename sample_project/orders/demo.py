@@ -161,7 +161,7 @@ class _Seeder:
             order_pk = ORDERS.index(order) + 1
             if kind < 0.55:
                 self.event(t, EventType.DATA_READ, self.visit(user, ip, agent, "GET", "/orders/"),
-                           action="Viewed order list", resource_type="order")
+                           action="Viewed order list", resource_type="orders.order")
             elif kind < 0.8:
                 self.event(t, EventType.DATA_UPDATE, self.visit(user, ip, agent, "POST", "/graphql/"),
                            action="GraphQL mutation approveOrder", resource_type="graphql_operation",
@@ -173,10 +173,10 @@ class _Seeder:
                                                                      "operation": "export", "component": "OrderListPage"})
             elif manager:
                 self.event(t, EventType.DATA_DELETE, self.visit(user, ip, agent, "POST", f"/orders/{order_pk}/delete/"),
-                           action="Deleted order", resource_type="order", resource_name=order[0])
+                           action="Deleted order", resource_type="orders.order", resource_name=order[0])
             else:
                 self.event(t, EventType.AUTHZ_PERMISSION_DENIED, self.visit(user, ip, agent, "POST", f"/orders/{order_pk}/delete/"),
-                           outcome=Outcome.DENIED, action="Delete order refused", resource_type="order",
+                           outcome=Outcome.DENIED, action="Delete order refused", resource_type="orders.order",
                            resource_name=order[0], context={"permission": "orders.delete_order"})
         self.event(max(t - 0.2, 0.3), EventType.AUTH_LOGOUT, self.visit(user, ip, agent, "POST", "/accounts/logout/"),
                    action="User logged out", user=user)

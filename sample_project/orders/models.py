@@ -1,7 +1,12 @@
 from django.conf import settings
 from django.db import models
 
+from rail_django.tracking import track
 
+
+# Every create, update, delete and bulk change of an order is recorded with its field diff
+# (the same as AUDIT_TRACKED_MODELS = {"orders.Order": {}} in settings); see docs/tracking.md.
+@track()
 class Order(models.Model):
     """A customer order that staff approve (clerks and managers) or delete (managers only)."""
 

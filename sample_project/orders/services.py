@@ -17,7 +17,7 @@ def _refuse(user: Any, order: Order, permission: str, verb: str) -> None:
         outcome=Outcome.DENIED,
         action=f"{verb.capitalize()} order refused",
         context={"permission": permission},
-        resource_type="order",
+        resource_type=order._meta.label_lower,  # "orders.order", as the tracked changes: one history
         resource_name=order.number,
         resource_id=order.pk,
     )
@@ -25,28 +25,20 @@ def _refuse(user: Any, order: Order, permission: str, verb: str) -> None:
 
 
 def approve(user: Any, order: Order) -> Order:
-    """Approve ``order`` as ``user``; records ``data.update`` or ``authz.permission.denied``."""
+    """Approve ``order`` as ``user``. ``Order`` is tracked, so the save records ``data.update`` with the
+    diff (status, approved_by) when the transaction commits; a refusal records ``authz.permission.denied``."""
     if not user.has_perm("orders.approve_order"):
         _refuse(user, order, "orders.approve_order", "approve")
     with transaction.atomic():
         order.status = Order.APPROVED
         order.approved_by = user
         order.save(update_fields=["status", "approved_by"])
-    security.emit(
-        EventType.DATA_UPDATE,
-        action="Approved order",
-        context={"amount": str(order.amount), "customer": order.customer},
-        resource_type="order",
-        resource_name=order.number,
-        resource_id=order.pk,
-    )
     return order
 
 
 def delete(user: Any, order: Order) -> None:
-    """Delete ``order`` as ``user``; records ``data.delete`` or ``authz.permission.denied``."""
+    """Delete ``order`` as ``user``: the tracked delete records ``data.delete`` with the order's last
+    values; a refusal records ``authz.permission.denied``."""
     if not user.has_perm("orders.delete_order"):
         _refuse(user, order, "orders.delete_order", "delete")
-    number, pk = order.number, order.pk
     order.delete()
-    security.emit(EventType.DATA_DELETE, action="Deleted order", resource_type="order", resource_name=number, resource_id=pk)

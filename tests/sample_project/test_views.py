@@ -137,7 +137,8 @@ def test_clerk_approves_an_order_but_may_not_delete_one(sample_server):
 
     update, denied = sample_server.wait_for_events("user_agent = ? AND event_type != 'auth.login.success'", (agent,), count=2)
     assert update["event_type"] == "data.update" and update["username"] == "alice"
-    assert update["additional_data"]["resource"] == {"type": "order", "name": "A-1001", "id": str(_order_pk(sample_server, "A-1001"))}
+    assert update["additional_data"]["resource"] == {"type": "orders.order", "name": "A-1001", "id": str(_order_pk(sample_server, "A-1001"))}
+    assert update["additional_data"]["context"]["changes"]["status"] == ["pending", "approved"]  # tracked Order
     assert denied["event_type"] == "authz.permission.denied" and denied["additional_data"]["outcome"] == "denied"
     assert denied["additional_data"]["context"] == {"permission": "orders.delete_order"}
 

@@ -197,6 +197,11 @@ def filter_events(queryset: QuerySet, args: dict[str, Any]) -> QuerySet:
     for arg, label in (("user_id", "userId"), ("username", "username"), ("correlation_id", "correlationId")):
         if args.get(arg) is not None:
             queryset = queryset.filter(**{arg: _text_filter(label, args[arg])})
+    # Model change tracking: the events about one object (resource_type = "app_label.modelname").
+    for arg, label, lookup in (("resource_type", "resourceType", "additional_data__resource__type"),
+                               ("resource_id", "resourceId", "additional_data__resource__id")):
+        if args.get(arg) is not None:
+            queryset = queryset.filter(**{lookup: _text_filter(label, args[arg])})
     client_ip = args.get("client_ip")
     if client_ip is not None:
         try:
@@ -291,6 +296,8 @@ class AuditQuery(graphene.ObjectType):
         username=graphene.String(),
         client_ip=graphene.String(),
         correlation_id=graphene.String(),
+        resource_type=graphene.String(description='The model label of tracked changes, e.g. "orders.order".'),
+        resource_id=graphene.String(description="The object's primary key, as text."),
         since=graphene.DateTime(description="Events at or after this time."),
         until=graphene.DateTime(description="Events before this time."),
         first=graphene.Int(description=f"Page size for cursor pagination (default {DEFAULT_PAGE_SIZE}, at most {MAX_PAGE_SIZE})."),
