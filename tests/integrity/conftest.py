@@ -8,6 +8,7 @@ no secret in the settings at all, as an auditor would.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -37,6 +39,33 @@ def sql(statement: str, params=()) -> list[tuple] | None:
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall() if cursor.description else None
+
+
+#: (test, chain mode, with checkpoints, verify's verdict) of every attack verify caught, for the report.
+_DETECTED: list[tuple[str, str, bool, str]] = []
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter):
+    """Adds "attack -> detected by" to the reliability report (written first by tests/reliability/conftest.py)."""
+    if not _DETECTED:
+        return
+    backend = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    lines = ["", "### Integrity attacks -> detected by", "",
+             "| attack (test) | backend | chain | verify run | verdict |", "|---|---|---|---|---|"]
+    for test, mode, witness, verdict in _DETECTED:
+        name = test.split("::")[-1].split("[")[0].removeprefix("test_").replace("_", " ")
+        lines.append(f"| {name} | {backend} | {mode} | {'with --checkpoints' if witness else 'database alone'} "
+                     f"| {': '.join(verdict.split(': ')[:2])} |")
+    terminalreporter.section("integrity attacks")
+    for line in lines:
+        terminalreporter.write_line(line)
+    path = Path(settings.TEST_OUTPUT) / "reliability-report.md"
+    try:
+        with path.open("a") as report:
+            report.write("\n".join(lines) + "\n")
+    except OSError as exc:
+        terminalreporter.write_line(f"(could not write {path}: {exc})")
 
 
 @dataclass
@@ -64,6 +93,8 @@ class Chain:
         with pytest.raises(CommandError) as failed:
             self.verify(checkpoints=checkpoints, extra=extra)
         assert failed.value.returncode == 1
+        _DETECTED.append((os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0], self.mode, checkpoints,
+                          str(failed.value).splitlines()[0]))
         return str(failed.value)
 
     def checkpoint(self) -> str:

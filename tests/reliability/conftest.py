@@ -41,6 +41,7 @@ def _table() -> list[str]:
     return lines
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_terminal_summary(terminalreporter):
     if not _ROWS:
         return
