@@ -98,6 +98,7 @@ class PlainInsert:
         self.copy_statement = f"COPY {quote}{opts.db_table}{quote} ({columns}) FROM STDIN"
         self._row = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
         self._tail = "" if vendor == "mysql" else " ON CONFLICT DO NOTHING"
+        self._statements: dict[int, str] = {}
         self.rows_per_statement = (
             max(1, min(MAX_ROWS_PER_STATEMENT, SQLITE_MAX_PARAMETERS // len(self.fields))) if vendor == "sqlite" else 0
         )
@@ -105,8 +106,11 @@ class PlainInsert:
         self._columns = [(f.attname, _UNCHANGED.get(type(f)), f.get_db_prep_value, f) for f in self.fields]
 
     def statement(self, rows: int) -> str:
-        """The ``INSERT`` of ``rows`` rows."""
-        return self._head + ", ".join([self._row] * rows) + self._tail
+        """The ``INSERT`` of ``rows`` rows (built once per row count)."""
+        sql = self._statements.get(rows)
+        if sql is None:
+            sql = self._statements[rows] = self._head + ", ".join([self._row] * rows) + self._tail
+        return sql
 
     def params(self, event: SecurityEvent, connection: Any) -> list[Any]:
         """The row's parameters: each value as ``Field.get_db_prep_value(value, connection, prepared=True)``
