@@ -1,29 +1,4 @@
 """Public path of the GraphQL audit API; it is defined in :mod:`rail_django.read.graphql`."""
 
-from rail_django.read.graphql import (
-    AuditAccessDenied,
-    AuditEvent,
-    AuditEventPage,
-    AuditEventResource,
-    AuditMutation,
-    AuditPageInfo,
-    AuditQuery,
-    FrontendAuditEventInput,
-    LogFrontendAuditMutation,
-    build_audit_mutation,
-    record_frontend_event,
-)
-
-__all__ = [
-    "AuditAccessDenied",
-    "AuditEvent",
-    "AuditEventPage",
-    "AuditEventResource",
-    "AuditMutation",
-    "AuditPageInfo",
-    "AuditQuery",
-    "FrontendAuditEventInput",
-    "LogFrontendAuditMutation",
-    "build_audit_mutation",
-    "record_frontend_event",
-]
+from rail_django.read.graphql import *  # noqa: F403  (the public names, re-exported)
+from rail_django.read.graphql import __all__  # noqa: F401
