@@ -152,6 +152,12 @@ def _insert_ids(connection: Any, cursor: Any, spec: TrackedModel, insert: Insert
         qn = connection.ops.quote_name
         sql = f"SELECT {qn(pk_column)} FROM {qn(spec.table)} ORDER BY {qn(pk_column)} DESC LIMIT %s"
         return [str(row[0]) for row in reversed(_query(connection, sql, [min(count, MAX_IDS)]))]
+    if connection.vendor == "sqlite" and insert.on_conflict is None and getattr(raw, "lastrowid", None):
+        # One INSERT holds SQLite's write lock and numbers its rows one after another; every change of an
+        # INSERT ... RETURNING is made on its first step, so lastrowid is the last row's (autocommit too,
+        # as bulk_create of one batch runs on Django 6.1).
+        last = int(raw.lastrowid)
+        return [str(last - n) for n in reversed(range(min(count, MAX_IDS)))]
     if connection.vendor == "mysql" and insert.on_conflict is None and getattr(raw, "lastrowid", None):
         first = int(raw.lastrowid)  # LAST_INSERT_ID(): the first row of a multi-row INSERT
         return [str(first + n) for n in range(min(count, MAX_IDS))]
