@@ -11,8 +11,9 @@ Reaching ``failed_logins_per_ip`` or ``failed_logins_per_user`` emits one
 ``security.alert`` event (severity critical) and sends
 :data:`rail_django.signals.security_alert`. An ``alerted`` marker
 added atomically (``cache.add``) for one window makes that happen once per
-key per window, across processes. With ``AUDIT_LOCKOUT_ENABLED`` the same
-marker locks the key out (see :mod:`rail_django.alerts.lockout`).
+key per window, across processes. Lockouts follow their own rules
+(:mod:`rail_django.alerts.lockout_rules`); this module only carries the
+"refused by the lockout" flag to the ``user_login_failed`` receiver.
 
 A failed login costs, per rule, one ``incr`` of the current bucket (plus an
 ``add`` when the bucket starts). The buckets before it are closed (no
@@ -70,7 +71,7 @@ _KEY_PREFIX = "rail_django:failed_logins"
 
 @dataclass(frozen=True)
 class Lockout:
-    """A refused login: the rule and key whose alert locks it out."""
+    """A refused login: the lockout rule and key that refused it."""
 
     rule: str
     key: str
@@ -248,19 +249,6 @@ class FailedLoginCounter:
                 memos[pair] = memo
         return memos
 
-    # -- lockout -----------------------------------------------------------------
-    def lockout_for(self, *, client_ip: str | None, username: str | None) -> Lockout | None:
-        """The alert that locks this IP or username out right now, if any (one ``get_many``)."""
-        pairs = _counter_keys(client_ip, username)
-        if not pairs:
-            return None
-        markers = {f"{_base_key(rule, key)}:alerted": (rule, key) for rule, key in pairs}
-        found = self._with_cache(lambda cache: cache.get_many(list(markers)))
-        for marker, (rule, key) in markers.items():
-            if marker in found:
-                return Lockout(rule, key)
-        return None
-
 
 def raise_alert(rule: str, key: str, count: int, window: int, request: Any = None) -> SecurityEvent | None:
     """Emit the ``security.alert`` event and send the ``security_alert`` signal; never raises."""
@@ -304,15 +292,6 @@ def record_failed_login(*, client_ip: str | None, username: str | None, request:
     except Exception:
         logger.exception("Could not count a failed login")
         return []
-
-
-def lockout_for(*, client_ip: str | None, username: str | None) -> Lockout | None:
-    """The lockout that applies to this IP or username, or ``None`` (also when the check itself fails)."""
-    try:
-        return counter.lockout_for(client_ip=client_ip, username=username)
-    except Exception:
-        logger.exception("Could not check the login lockout")
-        return None
 
 
 def mark_refused(lockout: Lockout) -> None:

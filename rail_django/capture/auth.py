@@ -79,26 +79,18 @@ def stored_username(name: str | None) -> str | None:
     return username_hash(name)
 
 
-def on_user_logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+def _session_event(event_type: EventType, action: str, request: Any, user: Any) -> None:
     security.emit(
-        EventType.AUTH_LOGIN_SUCCESS,
-        request=request,
-        user=user,
-        outcome=Outcome.SUCCESS,
-        severity=Severity.INFO,
-        action="User logged in",
+        event_type, request=request, user=user, outcome=Outcome.SUCCESS, severity=Severity.INFO, action=action
     )
+
+
+def on_user_logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    _session_event(EventType.AUTH_LOGIN_SUCCESS, "User logged in", request, user)
 
 
 def on_user_logged_out(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
-    security.emit(
-        EventType.AUTH_LOGOUT,
-        request=request,
-        user=user,
-        outcome=Outcome.SUCCESS,
-        severity=Severity.INFO,
-        action="User logged out",
-    )
+    _session_event(EventType.AUTH_LOGOUT, "User logged out", request, user)
 
 
 def on_user_login_failed(sender: Any, credentials: dict[str, Any] | None = None, request: Any = None, **kwargs: Any) -> None:
