@@ -36,6 +36,9 @@ def connect_receivers(tracking: Tracking) -> None:
     saves.set_tracking(tracking)
     m2m.set_tracking(tracking)
     bulk.set_tracking(tracking)
+    if tracking.by_table:  # this thread's open connections; new ones get it from connection_created
+        for connection in connections.all(initialized_only=True):
+            install_on(connection)
     for model in tracking.specs:
         label = model._meta.label_lower
         _connect(signals.post_init, saves.on_post_init, model, f"rail_django.tracking.post_init.{label}")
@@ -61,8 +64,8 @@ def install_on(connection: Any, **kwargs: Any) -> None:
     ``execute_wrappers`` stack, which every ``execute_wrapper()`` block pushes
     onto and pops from above it.
     """
-    if connection in _installed_on:
-        return
+    if connection in _installed_on or not bulk.tracks_any():
+        return  # a project that tracks no model has no wrapper on its queries
     if bulk.capture_writes not in connection.execute_wrappers:
         connection.execute_wrappers.insert(0, bulk.capture_writes)
     _installed_on.add(connection)

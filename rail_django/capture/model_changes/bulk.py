@@ -58,6 +58,11 @@ def savepoint_epoch() -> int:
     return _epoch.get()
 
 
+def tracks_any() -> bool:
+    """Whether any model is tracked (else no connection needs the wrapper)."""
+    return bool(_tracking.by_table)
+
+
 def set_tracking(tracking: Tracking) -> None:
     global _tracking
     _tracking = tracking
