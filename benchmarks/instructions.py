@@ -11,7 +11,11 @@ serving ``W`` warm-up requests and once ``W + N``; the difference divided by
 ``N`` is the instructions of one request, start-up excluded. Every thread is
 counted and the rail-django variants end with ``security.flush()``, so the
 background writer's work for those requests (its INSERTs into SQLite)
-is included. ``PYTHONHASHSEED`` is fixed so both runs hash alike.
+is included. ``PYTHONHASHSEED`` is fixed so both runs hash alike, and the
+cyclic garbage collector is off while the requests run: its full
+collections land on different requests in different variants and would
+swamp a difference of a few percent (``run.py``'s wall-clock figures include
+it).
 
 Scenarios and what they compare:
 
@@ -31,6 +35,7 @@ count), so this complements ``run.py``'s ratios; it does not replace them.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import os
@@ -142,6 +147,9 @@ def _drf_bare_prepare(db: str) -> str:
 
 def serve(scenario: str, variant: str, folder: str, count: int) -> None:
     one, flush = _request_loop(scenario, variant, folder)
+    # Full collections would fall on different requests in the two variants and swamp the difference.
+    gc.collect()
+    gc.disable()
     for _ in range(count):
         one()
     flush()
