@@ -44,8 +44,6 @@ _ADVISORY_KEY = 0x5241494C  # "RAIL"
 LEGACY_SUFFIX = "_legacy"
 DEFAULT_SUFFIX = "_default"
 BOUND_CHECK = "rail_partition_bound"
-#: The comment on a legacy index: its name before convert.
-ORIGINAL_NAME = "rail_django original index name: "
 
 _BOUND = re.compile(r"FROM \((?P<lo>[^)]*)\) TO \((?P<hi>[^)]*)\)")
 
@@ -375,22 +373,31 @@ def convert(alias: str, table: str, settings: Settings, log: Any = None) -> str:
         for number, (name, definition, unique, primary) in enumerate(_indexes(cursor, legacy)):
             if (unique or primary) and name not in composite:
                 continue  # id / event_id / chain_sequence alone: kept on the legacy partition only
-            # The partitioned table's index takes the name (migrations name indexes); the legacy one keeps
-            # its old name in a comment, for revert.
+            # The partitioned table's index takes the name (migrations name indexes); revert gives it back.
             renamed = f"{legacy[:48]}_idx{number}"
             cursor.execute(f"ALTER INDEX {_q(name)} RENAME TO {_q(renamed)}")
-            cursor.execute(f"COMMENT ON INDEX {_q(renamed)} IS %s", [ORIGINAL_NAME + name])
             parent_indexes.append(_on_table(definition, legacy, table))
         cursor.execute(f"CREATE TABLE {_q(table)} (LIKE {_q(legacy)} INCLUDING DEFAULTS INCLUDING STORAGE) "
                        'PARTITION BY RANGE ("timestamp")')
         cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [_q(legacy)])
         old_sequence = cursor.fetchone()[0]
-        sequence = f"{table[:50]}_id_seq_p"
-        start = 1
-        if old_sequence:
-            cursor.execute(f"SELECT last_value + 1 FROM {old_sequence}")
-            start = cursor.fetchone()[0]
-        cursor.execute(f"CREATE SEQUENCE {_q(sequence)} START WITH {int(start)} OWNED BY {_q(table)}.id")
+        cursor.execute(
+            "SELECT attidentity FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'id'", [_q(legacy)]
+        )
+        if old_sequence and cursor.fetchone()[0] == "":
+            # A plain sequence (a table reverted earlier): the partitioned table owns it from now on, so dropping
+            # the partition it came with does not drop it.
+            sequence = old_sequence
+            cursor.execute(f"ALTER SEQUENCE {sequence} OWNED BY {_q(table)}.id")
+        else:
+            # The identity's sequence belongs to the legacy partition (and goes when it is dropped): a new one
+            # continues it. No insert can take an id meanwhile: the rename holds the table.
+            sequence = _q(f"{table[:50]}_id_seq_p")
+            start = 1
+            if old_sequence:
+                cursor.execute(f"SELECT last_value + 1 FROM {old_sequence}")
+                start = cursor.fetchone()[0]
+            cursor.execute(f"CREATE SEQUENCE {sequence} START WITH {int(start)} OWNED BY {_q(table)}.id")
         cursor.execute(f"ALTER TABLE {_q(table)} ALTER COLUMN id SET DEFAULT nextval(%s::regclass)", [sequence])
         for definition in parent_indexes:
             cursor.execute(definition)
@@ -412,11 +419,17 @@ def _on_table(definition: str, old: str, new: str) -> str:
 
 
 def revert(alias: str, table: str, log: Any = None) -> int:
-    """Back to one plain table: the legacy partition becomes the table again; returns the rows moved.
+    """Back to one plain table; returns the rows moved.
 
-    Rows of the other partitions (everything written since :func:`convert`) are copied
-    into it (that part is a rewrite of those rows), in one transaction that holds the
-    audit table: writers wait for it. The id sequence continues past every copied id.
+    The legacy partition (or, once it has been dropped, the oldest partition)
+    becomes the table again: it keeps its file and its indexes, which take
+    back the partitioned table's index names. Rows of the other partitions
+    (everything written since :func:`convert`, for the legacy partition) are
+    copied into it: that part is a rewrite of those rows, in one transaction
+    that holds the audit table (writers wait). The unique constraints on
+    ``id``, ``event_id`` and ``chain_sequence`` alone come back with it (built
+    under that lock when the base is not the legacy partition), and ids
+    continue past every copied one.
     """
     say = log or (lambda text: None)
     _require_partitioned(alias, table)
@@ -425,43 +438,62 @@ def revert(alias: str, table: str, log: Any = None) -> int:
     with _ddl(alias, table) as cursor:
         cursor.execute("SET LOCAL lock_timeout = 0")
         cursor.execute(f"LOCK TABLE {_q(table)} IN ACCESS EXCLUSIVE MODE")
-        names = [p.name for p in partitions(alias, table)]
-        if legacy not in names:
-            raise PartitioningError(f"{legacy} is not a partition of {table}: nothing to revert to")
+        found = partitions(alias, table)
+        names = [p.name for p in found]
+        ranges = [p.name for p in found if not p.is_default]
+        base = legacy if legacy in names else (ranges[0] if ranges else None)
+        if base is None:
+            cursor.execute(f"CREATE TABLE {_q(table + '_base')} (LIKE {_q(table)} INCLUDING DEFAULTS INCLUDING STORAGE)")
+            base = table + "_base"
+        # The partitioned table's index names, to give back to the base's indexes attached to them.
+        cursor.execute(
+            """
+            SELECT child.relname, parent.relname FROM pg_inherits i
+            JOIN pg_class child ON child.oid = i.inhrelid JOIN pg_class parent ON parent.oid = i.inhparent
+            JOIN pg_index x ON x.indexrelid = child.oid WHERE x.indrelid = to_regclass(%s)
+            """,
+            [_q(base)],
+        )
+        index_names = cursor.fetchall()
         for name in names:
             cursor.execute(f"ALTER TABLE {_q(table)} DETACH PARTITION {_q(name)}")
-        cursor.execute(f"ALTER TABLE {_q(legacy)} DROP CONSTRAINT IF EXISTS {_q(BOUND_CHECK)}")
-        columns = _columns(cursor, legacy)
-        column_list = ", ".join(_q(c) for c in columns)
+        cursor.execute(f"ALTER TABLE {_q(base)} DROP CONSTRAINT IF EXISTS {_q(BOUND_CHECK)}")
+        column_list = ", ".join(_q(c) for c in _columns(cursor, base))
         for name in names:
-            if name == legacy:
+            if name == base:
                 continue
-            cursor.execute(
-                f"INSERT INTO {_q(legacy)} ({column_list}) OVERRIDING SYSTEM VALUE SELECT {column_list} FROM {_q(name)}"
-            )
+            cursor.execute(f"INSERT INTO {_q(base)} ({column_list}) SELECT {column_list} FROM {_q(name)}")
             moved += cursor.rowcount
             cursor.execute(f"DROP TABLE {_q(name)}")
-        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id'))", [_q(table)])
-        next_id = cursor.fetchone()[0]
-        cursor.execute(f"DROP TABLE {_q(table)}")
-        cursor.execute(f"ALTER TABLE {_q(legacy)} RENAME TO {_q(table)}")
         cursor.execute(
-            "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_index i "
-            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = to_regclass(%s)",
-            [_q(table)],
+            "SELECT attidentity FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = 'id'", [_q(base)]
         )
-        for name, comment in cursor.fetchall():
-            if comment and comment.startswith(ORIGINAL_NAME):
-                cursor.execute(f"ALTER INDEX {_q(name)} RENAME TO {_q(comment[len(ORIGINAL_NAME):])}")
-                cursor.execute(f"COMMENT ON INDEX {_q(comment[len(ORIGINAL_NAME):])} IS NULL")
+        identity = cursor.fetchone()[0] != ""
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [_q(table)])
+        sequence = cursor.fetchone()[0]
+        issued = 0
+        if sequence:
+            cursor.execute(f"SELECT last_value + 1 FROM {sequence}")
+            issued = cursor.fetchone()[0]
+        if not identity and sequence:  # keep the sequence the base's id default draws from
+            cursor.execute(f"ALTER SEQUENCE {sequence} OWNED BY {_q(base)}.id")
+        cursor.execute(f"DROP TABLE {_q(table)}")
+        cursor.execute(f"ALTER TABLE {_q(base)} RENAME TO {_q(table)}")
+        for child, parent in index_names:
+            cursor.execute(f"ALTER INDEX {_q(child)} RENAME TO {_q(parent)}")
+        if base != legacy:
+            cursor.execute(f'ALTER TABLE {_q(table)} ADD PRIMARY KEY ("id")')
+            cursor.execute(f'ALTER TABLE {_q(table)} ADD UNIQUE ("event_id"), ADD UNIQUE ("chain_sequence")')
         cursor.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {_q(table)}")
-        next_id = max(next_id, cursor.fetchone()[0])
-        cursor.execute(f"ALTER TABLE {_q(table)} ALTER COLUMN id RESTART WITH {int(next_id)}")
-    for column in ("id", "event_id", "chain_sequence"):
-        with connections[alias].cursor() as cursor:
+        next_id = max(cursor.fetchone()[0], issued)
+        if identity:
+            cursor.execute(f"ALTER TABLE {_q(table)} ALTER COLUMN id RESTART WITH {int(next_id)}")
+        elif sequence:
+            cursor.execute("SELECT setval(%s::regclass, %s, false)", [sequence, next_id])
+        for column in ("id", "event_id", "chain_sequence"):
             cursor.execute(f"DROP INDEX IF EXISTS {_q(_composite_name(table, column))}")
     premaker.reset()
-    say(f"{table} is one table again; {moved} rows moved back from {len(names) - 1} partitions")
+    say(f"{table} is one table again (from {base}); {moved} rows moved back from {len(names) - 1} partitions")
     return moved
 
 
