@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from rail_django.operations.partitions import status
@@ -90,3 +91,24 @@ def test_a_time_window_reads_only_its_partitions(stored):
     assert f"{TABLE}_legacy" not in plan  # pruned
     assert _partitions_holding_rows() >= {f"{TABLE}_legacy"}
     assert since > datetime.now(UTC)
+
+
+def test_the_dashboard_queries_prune_to_the_recent_partitions(partitioned_long_ago, django_user_model, capsys):
+    """Converted 60 days ago with weekly partitions: the dashboard's 24-hour queries never read the legacy partition."""
+    security.emit(EventType.DATA_READ, action="read")
+    security.flush()
+    client = logged_in_client(django_user_model.objects.create_superuser("root", "r@example.com", "root-password-123"))
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"{LIST}dashboard/", {"window": "24h"}).status_code == 200
+    audit = [q["sql"] for q in queries if TABLE in q["sql"] and q["sql"].lstrip().upper().startswith("SELECT")]
+    assert audit, "the dashboard read the audit table"
+    plans = []
+    with connection.cursor() as cursor:
+        for sql in audit:
+            cursor.execute("EXPLAIN " + sql)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            plans.append(plan)
+            assert f"{TABLE}_legacy" not in plan, plan
+            assert f"{TABLE}_p" in plan, plan
+    with capsys.disabled():
+        print("\n-- dashboard plan (first audit query) --\n" + audit[0] + "\n" + plans[0])
