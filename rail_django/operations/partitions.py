@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.core.management.base import CommandError
+from django.db import OperationalError
 
 from rail_django import partitioning as parts
 from rail_django.conf import get_config
@@ -66,11 +67,20 @@ def default_rows() -> int:
     return parts.default_partition_rows(_alias(), audit_table())
 
 
+def _lock_error(exc: OperationalError) -> CommandError:
+    return CommandError(
+        f"the audit table stayed locked past {parts.LOCK_TIMEOUT_MS} ms (a long query or export holds it); "
+        f"nothing was changed, run the command again ({str(exc).splitlines()[0]})"
+    )
+
+
 def premake(until: datetime | None = None) -> list[str]:
     try:
         created, _ = parts.premake(_alias(), audit_table(), settings_or_error(), until=until)
     except parts.PartitioningError as exc:
         raise CommandError(str(exc)) from exc
+    except OperationalError as exc:
+        raise _lock_error(exc) from exc
     return created
 
 
@@ -79,6 +89,8 @@ def convert(log: Callable[[str], None] | None = None) -> str:
         return parts.convert(_alias(), audit_table(), settings_or_error(), log=log)
     except parts.PartitioningError as exc:
         raise CommandError(str(exc)) from exc
+    except OperationalError as exc:
+        raise _lock_error(exc) from exc
 
 
 def revert(log: Callable[[str], None] | None = None) -> int:
@@ -119,13 +131,16 @@ def drop_older_than(
         rows = stored_events().filter(timestamp__lt=partition.upper)
         if partition.lower is not None:
             rows = rows.filter(timestamp__gte=partition.lower)
-        with parts.locked(alias, table, partition.name) as cursor:
-            count = path = None
-            if folder is not None:
-                path = str(folder / f"{partition.name}.jsonl")
-                count = _archive(rows, path)
-            record_anchor(rows, alias=alias)  # with AUDIT_INTEGRITY_KEY: the rest of the chain still verifies
-            parts.detach_and_drop(cursor, table, partition.name)
+        try:
+            with parts.locked(alias, table, partition.name) as cursor:
+                count = path = None
+                if folder is not None:
+                    path = str(folder / f"{partition.name}.jsonl")
+                    count = _archive(rows, path)
+                record_anchor(rows, alias=alias)  # with AUDIT_INTEGRITY_KEY: the rest of the chain still verifies
+                parts.detach_and_drop(cursor, table, partition.name)
+        except OperationalError as exc:
+            raise _lock_error(exc) from exc
         assert partition.upper is not None
         dropped.append(Dropped(partition.name, partition.lower, partition.upper, count, path))
         if log:

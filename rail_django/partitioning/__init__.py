@@ -273,9 +273,13 @@ class Premaker:
 
     def before_write(self, alias: str, table: str, settings: Settings, newest: datetime) -> None:
         """Premake if a row of ``newest`` is within an interval of the last partition made."""
+        now = datetime.now(UTC)
         newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+        # A clock far ahead must not make partitions for years: past two intervals from now rows wait in
+        # the default partition (reported), and the writer stops asking.
+        moment = min(max(newest, now), step(floor(now, settings.interval), settings.interval, 2))
         covered = self._covered.get(alias)
-        if covered is not None and newest < step(floor(covered, settings.interval), settings.interval, -1):
+        if covered is not None and moment < step(floor(covered, settings.interval), settings.interval, -1):
             return
         if covered is None and time.monotonic() < self._recheck.get(alias, 0.0):
             return
@@ -284,7 +288,7 @@ class Premaker:
                 if not is_partitioned(alias, table):
                     self._recheck[alias] = time.monotonic() + self.RECHECK_SECONDS
                     return
-                _, upper = premake(alias, table, settings, until=max(newest, datetime.now(UTC)))
+                _, upper = premake(alias, table, settings, until=moment)
                 self._covered[alias] = upper
             except Exception as exc:  # never the insert's failure: the default partition holds the rows
                 logger.warning("Audit partitions could not be premade (%s); rows go to the default partition.", exc)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -115,15 +116,21 @@ def test_the_writer_premakes_only_near_the_edge_and_strays_land_in_the_default(p
     assert len(queries) == 1, "a write far from the edge asks the catalogue nothing"
     assert first > 1  # the first write learnt the edge
 
-    # Past the edge: the writer makes the partition first; the row lands in it.
-    ahead = now + timedelta(days=6)
-    sink.write([_event(ahead, uuid.uuid4())])
+    # Days later, near the edge of what was made: the writer makes the next partitions first; the row lands
+    # in its own day's partition, not in the default one.
+    with time_machine.travel(now + timedelta(days=3, hours=1), tick=True):
+        ahead = datetime.now(UTC)
+        sink.write([_event(ahead, uuid.uuid4())])
     row = audit_model.objects.get(timestamp=ahead)
     assert _where(row.event_id) == parts.partition_name(TABLE, parts.floor(ahead, "day"), "day")
+    assert max(p.upper for p in ops.status() if p.upper) > ahead + timedelta(days=2)
 
-    # A stray far beyond anything premade is stored all the same (default partition), and reported.
+    # A stray far beyond anything premade is stored all the same (default partition), and reported; the
+    # writer does not make a month of partitions for it.
     stray = _event(now + timedelta(days=30))
-    DatabaseSink("default").write([stray])
+    partitions_before = len(ops.status())
+    sink.write([stray])
+    assert len(ops.status()) == partitions_before
     assert _where(stray.event_id) == TABLE + "_default"
     assert "1 rows in the default partition." in partitions_cmd("status")
     out = StringIO()
