@@ -4,6 +4,7 @@
     python benchmarks/run.py --smoke             # tiny counts, SQLite only: checks the harness works
     python benchmarks/run.py --rounds 9 --skip-throughput --json out.json --markdown out.md
     python benchmarks/run.py --rounds 3 --skip-throughput --baseline /tmp/main-checkout   # old code beside new
+    python benchmarks/run.py --skip-requests --skip-throughput --partitions    # issue 15 (benchmarks/partitions.py)
 
 Request scenarios: every variant (``bare``, ``rail``, ``rail-sync`` and, when
 importable, ``easy-audit``, ``axes``, ``auditlog``) runs in its own fresh
@@ -91,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cleanup-rows", type=int, default=env_default("BENCH_CLEANUP_ROWS", None, int))
     parser.add_argument("--skip-requests", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--partitions", action="store_true",
+                        help="also run benchmarks/partitions.py (PostgreSQL: partition drop vs cleanup, insert ratio)")
+    parser.add_argument("--partition-rows", type=int, default=env_default("BENCH_PARTITION_ROWS", 10_000_000, int))
     parser.add_argument("--fresh", action="store_true", help="refill the kept large-table databases")
     parser.add_argument("--work-dir", default=env_default("BENCH_WORK_DIR", None))
     parser.add_argument("--json", default=None,
@@ -297,6 +301,14 @@ def run_throughput(opts: argparse.Namespace, databases: list[str], work: Path, e
     return results
 
 
+def run_partitions(opts: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """benchmarks/partitions.py in its own process (it starts Django on two scratch databases)."""
+    out = work / "partitions.json"
+    rows = 20_000 if opts.smoke else opts.partition_rows
+    run_child([str(HERE / "partitions.py"), "--rows", str(rows), "--out", str(out)], env)
+    return json.loads(out.read_text())
+
+
 # -- report -----------------------------------------------------------------------
 
 
@@ -436,10 +448,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not opts.skip_requests and drf_token.wanted(opts.scenarios):
             requests.update(drf_token.run(opts.rounds, opts.batches, max(4, round(300 * opts.scale))))
         throughput = [] if opts.skip_throughput else run_throughput(opts, databases, work, env)
+        partitions = run_partitions(opts, work, env) if opts.partitions and postgres_answers() else None
     meta["load_end"] = load()
     report = {"meta": meta, "requests": requests, "throughput": throughput}
+    if partitions is not None:
+        report["partitions"] = partitions
     report["targets"] = targets(requests, throughput)
     text = markdown(report)
+    if partitions is not None:
+        text += "\n\n## Issue 15 — partitions\n\n" + partitions["markdown"] + "\n"
     print(text)
     output = HERE / "output"  # ignored by git
     for path, content in ((opts.json or output / "latest.json", json.dumps(report, indent=2)),

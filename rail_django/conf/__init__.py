@@ -113,6 +113,8 @@ class SecurityConfig:
     #: ``"trusted_proxies"``, ``"any"`` or ``"none"``.
     accept_request_id_from: str
     retention_days: int
+    #: ``AUDIT_PARTITIONING``: None, or ``{"interval": ..., "premake": ...}``.
+    partitioning: dict[str, Any] | None
     #: The defaults with the project's keys over them.
     alert_thresholds: dict[str, int]
     cache_alias: str

@@ -36,11 +36,44 @@ DEFAULT_ALERT_THRESHOLDS: dict[str, int] = {
 ATTEMPTED_USERNAME_MODES = ("always", "known", "hash")
 #: ``RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM`` values.
 REQUEST_ID_SOURCES = ("trusted_proxies", "any", "none")
+#: ``AUDIT_PARTITIONING["interval"]`` values (see docs/scaling.md).
+PARTITION_INTERVALS = ("day", "week", "month")
 #: The backend ``AUDIT_LOCKOUT_ENABLED`` needs first (``rail_django.alerts.lockout.BACKEND_PATH``).
 LOCKOUT_BACKEND_PATH = "rail_django.security.backends.LockoutBackend"
 #: Sections of docs/configuration.md, in order ("graphql" is documented in docs/graphql.md).
 SECTIONS = ("Recording", "Sinks", "Durability and tamper evidence", "Redaction", "Client IP and proxies",
             "Retention and alerts", "Security events with no code, and lockout")
+
+
+def _partitioning(value: Any) -> list[v.Problem]:
+    """``None``, or ``{"interval": "day" | "week" | "month", "premake": N}`` on a PostgreSQL audit database."""
+    from django.conf import settings
+
+    if value is None:
+        return []
+    if not isinstance(value, dict) or not set(value) <= {"interval", "premake"}:
+        return [v.Problem('it must be None or {"interval": "day" | "week" | "month", "premake": N}')]
+    problems = []
+    if value.get("interval", "month") not in PARTITION_INTERVALS:
+        problems.append(v.Problem(
+            f"it must be one of {list(PARTITION_INTERVALS)}", subject="AUDIT_PARTITIONING['interval']",
+            shown=value.get("interval"),
+        ))
+    premake = value.get("premake", 4)
+    if not v.is_int(premake) or premake < 1:
+        problems.append(v.Problem(
+            "it must be a whole number >= 1 (intervals created ahead)", subject="AUDIT_PARTITIONING['premake']",
+            shown=premake, check_id="rail_django.E091",
+        ))
+    alias = getattr(settings, "AUDIT_DATABASE_ALIAS", "default")
+    engine = str(getattr(settings, "DATABASES", {}).get(alias, {}).get("ENGINE", ""))
+    if "postgresql" not in engine and "postgis" not in engine:
+        problems.append(v.Problem(
+            "", check_id="rail_django.E092", hint="Remove AUDIT_PARTITIONING, or keep the audit table on PostgreSQL.",
+            message=f"AUDIT_PARTITIONING is set but the audit database {alias!r} is {engine or 'not configured'}; "
+            "partitioning needs PostgreSQL.",
+        ))
+    return problems
 
 
 def _base_dir() -> Path:
@@ -161,6 +194,7 @@ SETTINGS: tuple[Setting, ...] = (
     _setting("RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM", "trusted_proxies", "rail_django.E060", _P, 'whose `X-Request-ID` / `X-Correlation-ID` becomes the correlation id: `"trusted_proxies"` (a peer in `RAIL_DJANGO_TRUSTED_PROXIES`), `"any"` peer, or `"none"` (always a new id)', v.choice(REQUEST_ID_SOURCES), attribute="accept_request_id_from"),
     # -- Retention and alerts --
     _setting("AUDIT_RETENTION_DAYS", 90, "rail_django.E008", _A, "what `audit_management cleanup` deletes when `--days` is not given", v.integer(1, unit="of days"), attribute="retention_days"),
+    _setting("AUDIT_PARTITIONING", None, "rail_django.E090", _A, 'PostgreSQL only: `{"interval": "month", "premake": 4}` (`interval`: `"day"`, `"week"` or `"month"`) range-partitions the audit table by `timestamp` once `audit_management partitions convert` has run; partitions are created `premake` intervals ahead and retention drops whole partitions (see [scaling](scaling.md#partitions))', _partitioning, attribute="partitioning", other_ids=("rail_django.E091", "rail_django.E092")),
     _setting("AUDIT_ALERT_THRESHOLDS", lambda: dict(DEFAULT_ALERT_THRESHOLDS), "rail_django.E009", _A, "failed logins per client IP / per attempted username within the window (seconds) that raise one `security.alert`", v.thresholds(DEFAULT_ALERT_THRESHOLDS), attribute="alert_thresholds", convert=lambda given: {**DEFAULT_ALERT_THRESHOLDS, **given}),
     _setting("AUDIT_CACHE_ALIAS", "default", "rail_django.E018", _A, "the cache that counts failed logins (use a shared cache such as Redis with several processes)", v.alias_in("CACHES", {"default": {}}), attribute="cache_alias"),
     _setting("AUDIT_LOCKOUT_ENABLED", False, "rail_django.E030", _A, "refuse logins that the lockout rules below lock out; needs `rail_django.security.backends.LockoutBackend` first in `AUTHENTICATION_BACKENDS` and `rail_django.alerts.lockout.LockoutMiddleware` in `MIDDLEWARE` (HTTP 429; W060 without it)", _lockout, attribute="lockout_enabled", other_ids=("rail_django.E031",)),

@@ -2,8 +2,15 @@
 
 from django.db import migrations, models
 
+from rail_django.migrations._online import add_unique_field
+
+# On PostgreSQL the unique chain_sequence is added without holding the audit table: the column (a catalogue
+# change), an index built CONCURRENTLY, then the constraint USING that index (see _online.py).
+
 
 class Migration(migrations.Migration):
+
+    atomic = False
 
     dependencies = [
         ('rail_django', '0002_admin_indexes'),
@@ -29,9 +36,15 @@ class Migration(migrations.Migration):
             name='chain_hash',
             field=models.CharField(blank=True, editable=False, max_length=64, null=True),
         ),
-        migrations.AddField(
-            model_name='auditeventmodel',
-            name='chain_sequence',
-            field=models.BigIntegerField(blank=True, editable=False, null=True, unique=True),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AddField(
+                    model_name='auditeventmodel',
+                    name='chain_sequence',
+                    field=models.BigIntegerField(blank=True, editable=False, null=True, unique=True),
+                ),
+            ],
         ),
+        # After the state operation, so the historical model has the field to add.
+        migrations.RunPython(*add_unique_field('AuditEventModel', 'chain_sequence')),
     ]

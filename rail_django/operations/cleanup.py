@@ -6,6 +6,11 @@ and transaction, so a large table is never locked for the whole run. With
 ``AUDIT_INTEGRITY_KEY`` set, each batch's last sealed row becomes the hash
 chain's anchor before the batch goes, so the remaining rows still verify.
 The run is recorded as one ``system.config.change`` event.
+
+On a partitioned table (``AUDIT_PARTITIONING``, PostgreSQL) whole partitions
+older than the cut are dropped first (DETACH + DROP, the anchor moved with
+them, no archive: use ``partitions drop --archive`` for that); the batched
+delete then only touches the partition that straddles the cut.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from rail_django import partitioning
 from rail_django.conf import get_config
 from rail_django.integrity.chain import record_anchor
 from rail_django.models import allow_retention_delete
@@ -31,6 +37,8 @@ class CleanupResult:
     deleted: int
     batches: int
     dry_run: bool
+    #: Partitions dropped whole (partitioned table only).
+    partitions: tuple[str, ...] = ()
 
 
 def run_cleanup(
@@ -46,6 +54,13 @@ def run_cleanup(
     expired = stored_events().filter(timestamp__lt=cutoff)
     if dry_run:
         return CleanupResult(days, cutoff, expired.count(), 0, 0, True)
+    dropped: tuple[str, ...] = ()
+    alias = expired.db
+    if partitioning.is_partitioned(alias, expired.model._meta.db_table):
+        from rail_django.operations.partitions import drop_older_than
+
+        dropped = tuple(d.name for d in drop_older_than(days, record=False, cutoff=cutoff))
+        expired = stored_events().filter(timestamp__lt=cutoff)
     deleted = batches = 0
     pk_name = expired.model._meta.pk.attname
     while True:
@@ -72,7 +87,8 @@ def run_cleanup(
             "cutoff": cutoff.isoformat(),
             "batches": batches,
             "batch_size": batch_size,
+            "partitions_dropped": list(dropped),
             "invoked_by": invoked_by(),
         },
     )
-    return CleanupResult(days, cutoff, deleted, deleted, batches, False)
+    return CleanupResult(days, cutoff, deleted, deleted, batches, False, dropped)

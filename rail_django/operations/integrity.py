@@ -130,4 +130,4 @@ def run_replay() -> int:
         raise CommandError("AUDIT_STORE_IN_DATABASE is False: there is nowhere to replay the journal to")
     dispatcher.flush()
     directory = journal_directory(config.journal_dir, config.database_alias)
-    return replay_orphans(directory, DatabaseSink(config.database_alias).write, config.batch_size)
+    return replay_orphans(directory, DatabaseSink(config.database_alias, config.partitioning).write, config.batch_size)

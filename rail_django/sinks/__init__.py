@@ -19,7 +19,7 @@ def build_sinks(config: SecurityConfig) -> list[Sink]:
     """The sinks the settings turn on, in delivery order."""
     sinks: list[Sink] = []
     if config.store_in_database:
-        sinks.append(DatabaseSink(config.database_alias))
+        sinks.append(DatabaseSink(config.database_alias, config.partitioning))
     if config.store_in_file:
         sinks.append(FileSink(config.log_file, config.log_file_max_bytes, config.log_file_backup_count))
     if config.webhook_url:

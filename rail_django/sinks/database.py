@@ -25,6 +25,7 @@ from django.db.models import NOT_PROVIDED
 from django.utils import timezone
 
 from rail_django.events.types import SecurityEvent
+from rail_django.partitioning import premaker, settings_from
 
 #: Parameters one SQLite statement may hold (SQLite's compiled-in default: 32,766 since 3.32, 999 before).
 #: A batch is a few multi-row statements rather than ``executemany``, which runs one statement per row and
@@ -132,8 +133,10 @@ class DatabaseSink:
 
     name = "database"
 
-    def __init__(self, alias: str = "default") -> None:
+    def __init__(self, alias: str = "default", partitioning: dict[str, Any] | None = None) -> None:
         self.alias = alias
+        #: ``AUDIT_PARTITIONING`` (PostgreSQL): partitions are premade before a batch needs them.
+        self.partitioning = settings_from(partitioning)
         self._inserts: dict[tuple[type, str], PlainInsert | None] = {}
 
     def write(self, events: Sequence[SecurityEvent]) -> None:
@@ -141,6 +144,9 @@ class DatabaseSink:
 
         model = get_audit_event_model()
         connection = connections[self.alias]
+        if self.partitioning is not None and connection.vendor == "postgresql":
+            # A query only when the batch comes within an interval of the last partition made.
+            premaker.before_write(self.alias, model._meta.db_table, self.partitioning, max(event.timestamp for event in events))
         insert = self._insert_for(model, connection.vendor)
         if insert is None:
             rows = [event_to_row(model, event) for event in events]

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: A realistic bad value for every registered setting (the test below fails when one is missing).
 BAD_VALUES = {
     "AUDIT_TRACKED_MODELS": ["orders.Order"],
+    "AUDIT_PARTITIONING": {"interval": "hour", "premake": 4},
     "AUDIT_ACCOUNT_EVENTS": "on",
     "AUDIT_CLIENT_EVENT_LIMIT": {"events": 0, "window": 60},
     "AUDIT_LOCKOUT_PARAMETERS": [["username", "shoe_size"]],

@@ -7,6 +7,8 @@
     python manage.py audit_management checkpoint
     python manage.py audit_management replay
     python manage.py audit_management lockout status|reset [--ip 203.0.113.9] [--username alice]
+    python manage.py audit_management partitions status|premake|convert|revert
+    python manage.py audit_management partitions drop --older-than-days 365 [--archive /srv/audit-archive]
 
 The work is in :mod:`rail_django.management.audit`; see ``docs/commands.md``.
 """
@@ -31,7 +33,7 @@ class Command(AuditCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay,lockout}", parser_class=OneLineErrorParser
+            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay,lockout,partitions}", parser_class=OneLineErrorParser
         )
 
         export = verbs.add_parser("export", help="Stream events as json, jsonl, csv or ocsf.")
@@ -82,6 +84,18 @@ class Command(AuditCommand):
         lockout.add_argument("--ip", help="Only locks of this client IP address.")
         lockout.add_argument("--username", help="Only locks of this username (compared normalised).")
 
+        # -- partitions (AUDIT_PARTITIONING, PostgreSQL; docs/scaling.md) --
+        partitions = verbs.add_parser("partitions", help="PostgreSQL partitions of the audit table (AUDIT_PARTITIONING).")
+        actions = partitions.add_subparsers(dest="partitions_action", required=True, parser_class=OneLineErrorParser,
+                                            metavar="{status,premake,drop,convert,revert}")
+        actions.add_parser("status", help="List partitions: range, estimated rows, size; rows in the default partition.")
+        actions.add_parser("premake", help="Create the partitions of the next AUDIT_PARTITIONING['premake'] intervals.")
+        drop = actions.add_parser("drop", help="Drop partitions whose rows are all older than N days.")
+        drop.add_argument("--older-than-days", type=positive_int, required=True, metavar="N", help="Age in days.")
+        drop.add_argument("--archive", metavar="DIR", help="First write each partition to DIR/<partition>.jsonl.")
+        actions.add_parser("convert", help="Partition the existing table without rewriting it (it becomes the oldest partition).")
+        actions.add_parser("revert", help="Back to one plain table (rows of newer partitions are copied into it).")
+
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['verb']}")(options)
 
@@ -115,6 +129,8 @@ class Command(AuditCommand):
             self.stdout.write(f"Dry run: {result.matched} events {when} would be deleted; nothing was deleted.")
         else:
             self.stdout.write(f"Deleted {result.deleted} events {when} in {result.batches} batches.")
+            if result.partitions:
+                self.stdout.write(f"Dropped {len(result.partitions)} whole partitions: {', '.join(result.partitions)}.")
 
     def _summary(self, options: dict[str, Any]) -> None:
         summary = build_summary(hours=options["hours"])
@@ -169,6 +185,34 @@ class Command(AuditCommand):
         for lock in lifted:
             self.stdout.write(f"Lifted: {describe_lock(lock)}")
         self.stdout.write(f"Reset {len(lifted)} lockout(s); failure counts cleared.")
+
+
+    def _partitions(self, options: dict[str, Any]) -> None:
+        from rail_django.operations import partitions as ops
+
+        action = options["partitions_action"]
+        if action == "status":
+            for p in ops.status():
+                if p.is_default:
+                    span = "DEFAULT (rows no partition covers)"
+                else:
+                    span = f"{p.lower.isoformat() if p.lower else 'MINVALUE'} .. {p.upper.isoformat() if p.upper else ''}"
+                self.stdout.write(f"{p.name}  {span}  ~{p.estimated_rows} rows  {p.size_bytes} bytes")
+            strays = ops.default_rows()
+            self.stdout.write(f"{strays} rows in the default partition." + (
+                " Run 'audit_management partitions premake' to move them into partitions." if strays else ""))
+        elif action == "premake":
+            created = ops.premake()
+            self.stdout.write(f"Created {len(created)} partitions" + (f": {', '.join(created)}" if created else "."))
+        elif action == "drop":
+            dropped = ops.drop_older_than(options["older_than_days"], options["archive"], log=self.stdout.write)
+            self.stdout.write(f"Dropped {len(dropped)} partitions older than {options['older_than_days']} days.")
+        elif action == "convert":
+            legacy = ops.convert(log=self.stdout.write)
+            self.stdout.write(f"The audit table is partitioned; the former table is partition {legacy}.")
+        else:
+            moved = ops.revert(log=self.stdout.write)
+            self.stdout.write(f"Reverted: one plain table again ({moved} rows moved back).")
 
 
 def _checkpoint_lines(report: Any) -> str:

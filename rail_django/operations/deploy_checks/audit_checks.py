@@ -279,9 +279,45 @@ def check_proxies() -> list[Finding]:
     return [Finding("audit.proxies", "ok", "No reverse proxy detected; client addresses are taken from REMOTE_ADDR.", "")]
 
 
+def check_partitions() -> list[Finding]:
+    """AUDIT_PARTITIONING: the table is partitioned, partitions are made ahead, the default partition is empty."""
+    config = get_config()
+    if not config.partitioning or not config.store_in_database:
+        return []
+    from rail_django import partitioning as parts
+    from rail_django.operations.common import now
+    from rail_django.operations.partitions import audit_table, configured
+
+    alias, table = config.database_alias, audit_table()
+    hint = "Run: python manage.py audit_management partitions convert (see docs/scaling.md#partitions)"
+    try:
+        if not parts.is_partitioned(alias, table):
+            return [Finding("audit.partitions", "warning", f"AUDIT_PARTITIONING is set but {table} is not partitioned.", hint)]
+        found = parts.partitions(alias, table)
+        strays = parts.default_partition_rows(alias, table)
+    except DatabaseError as exc:
+        return [Finding("audit.partitions", "critical", f"The audit partitions cannot be read: {exc}", "")]
+    if strays:
+        return [Finding(
+            "audit.partitions", "warning",
+            f"{strays} audit rows are in the default partition {table}{parts.DEFAULT_SUFFIX} (timestamps no partition "
+            "covers); retention cannot drop them with a partition.",
+            "Run: python manage.py audit_management partitions premake (it moves them into new partitions).",
+        )]
+    settings = configured()
+    covered = max((p.upper for p in found if p.upper is not None), default=None)
+    if settings is not None and (covered is None or covered <= now()):
+        return [Finding(
+            "audit.partitions", "warning", "No partition covers the current time: new rows go to the default partition.",
+            "Run: python manage.py audit_management partitions premake",
+        )]
+    return [Finding("audit.partitions", "ok", f"{table} has {len(found)} partitions, up to {covered}; the default partition is empty.", "")]
+
+
 CHECKS = [
     check_enabled,
     check_database,
+    check_partitions,
     check_file,
     check_webhook,
     check_retention,
