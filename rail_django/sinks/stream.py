@@ -1,0 +1,197 @@
+"""Stream sink: each event becomes one message on a NATS JetStream stream (``AUDIT_STREAM``).
+
+The message is the event's JSON line (:func:`~rail_django.sinks.base.event_json`, what the file sink
+writes) with the header ``Nats-Msg-Id: <event_id>``: within the stream's ``duplicate_window`` JetStream
+drops a message whose id it has already stored, so a batch re-sent after a lost ack is not stored twice
+(and ``audit_management ingest`` inserts idempotently on ``event_id`` besides).
+
+The sink runs in the background writer like the database sink it replaces. nats-py is asyncio: the sink
+owns one event loop in a thread of its own; :meth:`StreamSink.write` hands a batch to that loop, which
+publishes every event of it at once and gathers the acks. When any publish is not acknowledged within
+``publish_timeout`` (NATS down, no quorum for the replicated stream) ``write`` raises: the dispatcher
+retries, and the journal keeps the batch and re-sends it when the stream is back.
+
+nats-py is imported when the first batch is written, so a project without ``AUDIT_STREAM`` never loads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rail_django.conf.stream import StreamConfig
+from rail_django.events.types import SecurityEvent
+from rail_django.sinks.base import event_line
+
+logger = logging.getLogger("rail_django.audit")
+
+#: The header JetStream deduplicates on.
+MSG_ID_HEADER = "Nats-Msg-Id"
+#: Seconds after a batch found the stream unavailable during which ``write`` fails at once: the
+#: dispatcher then tries a failed batch event by event, and each event must not wait a full timeout.
+UNAVAILABLE_PAUSE = 1.0
+
+
+async def connect(config: StreamConfig, **options: Any) -> Any:
+    """A nats-py client connected to ``config.servers`` (raises when none answers)."""
+    import nats
+
+    return await nats.connect(
+        list(config.servers), connect_timeout=config.connect_timeout, name=options.pop("name", "rail-django"),
+        **options,
+    )
+
+
+async def ensure_stream(js: Any, config: StreamConfig) -> None:
+    """Create the stream when it is missing (file storage, ``replicas``, ``duplicate_window``); when it
+    exists with another duplicate window or without the subject, update it."""
+    from nats.js import api
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await js.stream_info(config.stream)
+    except NotFoundError:
+        await js.add_stream(api.StreamConfig(
+            name=config.stream, subjects=[config.subject], storage=api.StorageType.FILE,
+            num_replicas=config.replicas, duplicate_window=config.duplicate_window,
+        ))
+        logger.info("Created JetStream stream %s (subject %s, %d replica(s)).", config.stream, config.subject,
+                    config.replicas)
+        return
+    current = info.config
+    subjects = list(current.subjects or [])
+    if config.subject not in subjects or current.duplicate_window != config.duplicate_window:
+        if config.subject not in subjects:
+            subjects.append(config.subject)
+        current.subjects = subjects
+        current.duplicate_window = config.duplicate_window
+        await js.update_stream(current)
+
+
+def journal_identity(config: StreamConfig) -> str:
+    """The journal folder's name for this stream: events journaled for one stream are re-sent to it only."""
+    identity = "|".join([config.backend, ",".join(config.servers), config.stream, config.subject])
+    return "stream-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def stream_journal_directory(base: Path, config: StreamConfig) -> Path:
+    """Where the dispatcher journals events while the stream sink delivers them."""
+    return Path(base) / journal_identity(config)
+
+
+def _about_the_message(exc: BaseException) -> bool:
+    """True when JetStream refused this message (too large, ...), not because the stream is unavailable."""
+    from nats.errors import MaxPayloadError
+    from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
+
+    if isinstance(exc, MaxPayloadError):
+        return True
+    return isinstance(exc, APIError) and not isinstance(exc, (ServiceUnavailableError, NoStreamResponseError))
+
+
+class StreamSink:
+    """Publishes each batch to JetStream and waits for every ack (see the module docstring)."""
+
+    name = "stream"
+
+    def __init__(self, config: StreamConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: Any = None
+        self._js: Any = None
+        self._unavailable_until = 0.0
+        self._last_error = ""
+
+    # -- the sink's own event loop ----------------------------------------------------
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="rail-django-stream", daemon=True)
+                self._thread.start()
+                self._loop = loop
+            return self._loop
+
+    def _run(self, coroutine: Any, timeout: float) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._event_loop())
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    # -- Sink --------------------------------------------------------------------------
+    def write(self, events: Sequence[SecurityEvent]) -> None:
+        """Publish ``events``; returns once JetStream acknowledged each, raises otherwise."""
+        if not events:
+            return
+        if time.monotonic() < self._unavailable_until:
+            raise ConnectionError(f"JetStream stream {self.config.stream} is unavailable ({self._last_error})")
+        timeout = self.config.connect_timeout + self.config.publish_timeout + 1.0
+        try:
+            self._run(self._publish([(str(e.event_id), event_line(e)[:-1]) for e in events]), timeout)
+        except Exception as exc:
+            if not _about_the_message(exc):
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE
+            raise
+
+    async def _jetstream(self) -> Any:
+        if self._client is not None and self._client.is_closed:  # gave up reconnecting: start afresh
+            self._client = self._js = None
+        if self._js is None:
+            client = await connect(self.config, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+            try:
+                js = client.jetstream(timeout=self.config.publish_timeout)
+                await ensure_stream(js, self.config)
+            except BaseException:
+                await client.close()
+                raise
+            self._client, self._js = client, js
+        return self._js
+
+    async def _publish(self, messages: list[tuple[str, bytes]]) -> None:
+        js = await self._jetstream()
+        subject, stream, timeout = self.config.subject, self.config.stream, self.config.publish_timeout
+        results = await asyncio.gather(
+            *(js.publish(subject, payload, timeout=timeout, stream=stream, headers={MSG_ID_HEADER: msg_id})
+              for msg_id, payload in messages),
+            return_exceptions=True,
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures and all(_about_the_message(f) for f in failures):
+            raise failures[0]
+        if failures:
+            raise ConnectionError(
+                f"JetStream did not acknowledge {len(failures)} of {len(messages)} event(s) on {stream}: "
+                f"{type(failures[0]).__name__}: {failures[0]}"
+            ) from failures[0]
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True  # write() returns only once every message is acknowledged
+
+    def close(self) -> None:
+        """Close the connection and stop the sink's event loop."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None:
+            return
+        client, self._client, self._js = self._client, None, None
+        if client is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(client.close(), loop).result(5)
+            except Exception:  # closing a connection that is already gone
+                logger.debug("Closing the NATS connection failed", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(5)
+        if not loop.is_running():
+            loop.close()
