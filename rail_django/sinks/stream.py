@@ -38,13 +38,22 @@ MSG_ID_HEADER = "Nats-Msg-Id"
 UNAVAILABLE_PAUSE = 1.0
 
 
-async def connect(config: StreamConfig, **options: Any) -> Any:
-    """A nats-py client connected to ``config.servers`` (raises when none answers)."""
+async def _log_error(exc: Exception) -> None:
+    logger.debug("NATS client: %s: %s", type(exc).__name__, exc)
+
+
+async def connect(config: StreamConfig, name: str = "rail-django", wait: float | None = None) -> Any:
+    """A nats-py client connected to one of ``config.servers``; it reconnects (to any node of the cluster)
+    for as long as it lives. Raises ``TimeoutError`` when no server answered within ``wait`` seconds
+    (default ``connect_timeout`` + 1)."""
     import nats
 
-    return await nats.connect(
-        list(config.servers), connect_timeout=config.connect_timeout, name=options.pop("name", "rail-django"),
-        **options,
+    return await asyncio.wait_for(
+        nats.connect(
+            list(config.servers), name=name, connect_timeout=config.connect_timeout, max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5, error_cb=_log_error,
+        ),
+        config.connect_timeout + 1.0 if wait is None else wait,
     )
 
 
@@ -138,17 +147,23 @@ class StreamSink:
         timeout = self.config.connect_timeout + self.config.publish_timeout + 1.0
         try:
             self._run(self._publish([(str(e.event_id), event_line(e)[:-1]) for e in events]), timeout)
+        except TimeoutError as exc:  # connecting (or the whole batch) took too long
+            self._unavailable(f"no answer from {', '.join(self.config.servers)} within {timeout:g} s")
+            raise ConnectionError(f"JetStream stream {self.config.stream}: {self._last_error}") from exc
         except Exception as exc:
             if not _about_the_message(exc):
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE
+                self._unavailable(f"{type(exc).__name__}: {exc}")
             raise
+
+    def _unavailable(self, reason: str) -> None:
+        self._last_error = reason
+        self._unavailable_until = time.monotonic() + UNAVAILABLE_PAUSE
 
     async def _jetstream(self) -> Any:
         if self._client is not None and self._client.is_closed:  # gave up reconnecting: start afresh
             self._client = self._js = None
         if self._js is None:
-            client = await connect(self.config, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+            client = await connect(self.config)
             try:
                 js = client.jetstream(timeout=self.config.publish_timeout)
                 await ensure_stream(js, self.config)
