@@ -181,7 +181,7 @@ class Ingest:
                 if attempt == 0 or attempt % 10 == 0:
                     logger.error("ingest: the database refused a batch of %d event(s) (%s: %s); retrying.",
                                  len(events), type(exc).__name__, exc)
-                await loop.run_in_executor(self._db, connections[self.alias].close)
+                await loop.run_in_executor(self._db, self._close_connection)
                 # Tell JetStream these are still being worked on, so it does not hand them to another process.
                 await asyncio.gather(*(m.in_progress() for m in good), return_exceptions=True)
                 await self._sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)], interruptible=False)
@@ -196,6 +196,13 @@ class Ingest:
     def _write(self, events: list[SecurityEvent]) -> None:
         connections[self.alias].close_if_unusable_or_obsolete()
         self.sink.write(events)
+
+    def _close_connection(self) -> None:
+        """(On the database thread.) Drop the connection; the next attempt opens a new one."""
+        try:
+            connections[self.alias].close()
+        except Exception:  # closing a connection that is already broken
+            logger.debug("ingest: closing the database connection failed", exc_info=True)
 
     def _seal(self) -> None:
         try:

@@ -164,6 +164,36 @@ def stream_settings(nats_cluster, settings):
     return value
 
 
+_FAULT_ROWS: list[str] = []
+
+
+@pytest.fixture
+def stream_fault_report():
+    """``stream_fault_report(fault, emitted=, stored=, note=)``: one row of the stream fault table."""
+
+    def record(fault: str, *, emitted: int, stored: int, note: str = "") -> None:
+        _FAULT_ROWS.append(f"| {fault} | {connection.vendor} | {emitted} | {stored} | {emitted - stored} | {note} |")
+
+    return record
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    if not _FAULT_ROWS:
+        return
+    lines = ["| fault | database | events emitted | events stored | lost | note |", "|---|---|---|---|---|---|",
+             *_FAULT_ROWS]
+    terminalreporter.section("stream fault report")
+    for line in lines:
+        terminalreporter.write_line(line)
+    path = Path(django_settings.TEST_OUTPUT) / "stream-fault-report.md"
+    try:
+        path.write_text("\n".join(lines) + "\n")
+        terminalreporter.write_line(f"(written to {path})")
+    except OSError as exc:
+        terminalreporter.write_line(f"(could not write {path}: {exc})")
+
+
 def subprocess_env(stream: dict, journal: Path | None = None, **extra: str) -> dict[str, str]:
     """The environment of a helper process (tests/stream/app.py, ingest) sharing this test's database."""
     import json
