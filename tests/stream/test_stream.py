@@ -66,6 +66,7 @@ def test_a_resent_event_is_dropped_by_the_stream(stream_settings):
     acks = publish_raw(servers, stream_settings["subject"], [(str(events[0].event_id), b"{}")])
 
     assert acks[0].duplicate is True
+    assert sink.duplicates == 20  # JetStream acknowledged each resent event as a duplicate
     assert stream_state(servers, stream).messages == 20
 
 
