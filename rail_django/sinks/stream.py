@@ -38,8 +38,6 @@ logger = logging.getLogger("rail_django.audit")
 
 #: The header JetStream deduplicates on.
 MSG_ID_HEADER = "Nats-Msg-Id"
-#: The header that makes JetStream refuse a message meant for another stream.
-EXPECTED_STREAM_HEADER = "Nats-Expected-Stream"
 #: JetStream's error code when the stream cannot take messages now (no quorum, no responders).
 UNAVAILABLE_CODE = 503
 #: Seconds after a batch found the stream unavailable during which ``write`` fails at once: the
@@ -235,7 +233,7 @@ class StreamSink:
         try:
             for index, (msg_id, payload) in enumerate(messages):
                 await client.publish(subject, payload, reply=prefix + str(index),
-                                     headers={MSG_ID_HEADER: msg_id, EXPECTED_STREAM_HEADER: stream})
+                                     headers={MSG_ID_HEADER: msg_id})
             await asyncio.wait_for(asyncio.shield(batch.done), self.config.publish_timeout)
         except TimeoutError:
             raise ConnectionError(
