@@ -4,6 +4,7 @@
     python benchmarks/run.py --smoke             # tiny counts, SQLite only: checks the harness works
     python benchmarks/run.py --rounds 9 --skip-throughput --json out.json --markdown out.md
     python benchmarks/run.py --rounds 3 --skip-throughput --baseline /tmp/main-checkout   # old code beside new
+    python benchmarks/run.py --skip-requests --skip-throughput --stream   # issue 15's streaming tier (benchmarks/stream.py)
 
 Request scenarios: every variant (``bare``, ``rail``, ``rail-sync`` and, when
 importable, ``easy-audit``, ``axes``, ``auditlog``) runs in its own fresh
@@ -91,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cleanup-rows", type=int, default=env_default("BENCH_CLEANUP_ROWS", None, int))
     parser.add_argument("--skip-requests", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--stream", action="store_true",
+                        help="also run benchmarks/stream.py (NATS JetStream R3 end to end, stream sink request cost)")
+    parser.add_argument("--stream-events", type=int, default=env_default("BENCH_STREAM_EVENTS", 100_000, int))
     parser.add_argument("--fresh", action="store_true", help="refill the kept large-table databases")
     parser.add_argument("--work-dir", default=env_default("BENCH_WORK_DIR", None))
     parser.add_argument("--json", default=None,
@@ -436,10 +440,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not opts.skip_requests and drf_token.wanted(opts.scenarios):
             requests.update(drf_token.run(opts.rounds, opts.batches, max(4, round(300 * opts.scale))))
         throughput = [] if opts.skip_throughput else run_throughput(opts, databases, work, env)
+        stream_report = None
+        if opts.stream:
+            from benchmarks import stream as stream_bench
+
+            stream_report = stream_bench.run(events=opts.stream_events, rounds=opts.rounds or 3,
+                                             batches=opts.batches or 10, scale=opts.scale or 1.0, command=meta["command"])
     meta["load_end"] = load()
     report = {"meta": meta, "requests": requests, "throughput": throughput}
     report["targets"] = targets(requests, throughput)
     text = markdown(report)
+    if stream_report is not None:
+        report["stream"] = stream_report
+        text += "\n" + stream_bench.markdown(stream_report)
     print(text)
     output = HERE / "output"  # ignored by git
     for path, content in ((opts.json or output / "latest.json", json.dumps(report, indent=2)),
