@@ -7,12 +7,14 @@ tests/stream/manage.py).
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -205,3 +207,36 @@ def test_nats_down_events_stay_in_the_journal_and_are_sent_when_it_returns(setti
         settings.AUDIT_STREAM = None  # closes the sink before its server goes
         server.terminate()
         server.wait(10)
+
+
+def test_replay_sends_a_dead_process_journal_to_the_stream(stream_settings, settings):
+    """`audit_management replay` with AUDIT_STREAM: a stopped process's segment is published, then deleted."""
+    from rail_django.conf import get_config
+    from rail_django.sinks.base import event_line
+    from rail_django.sinks.stream import stream_journal_directory
+
+    events = [security.emit(EventType.DATA_READ, context={"n": n}) for n in range(5)]
+    assert security.flush(timeout=30)
+    before = stream_state(stream_settings["servers"], stream_settings["stream"]).messages
+    # What a killed process leaves: its segment, with events the stream never received (new ids).
+    directory = stream_journal_directory(settings.AUDIT_JOURNAL_DIR, get_config().stream)
+    directory.mkdir(parents=True, exist_ok=True)
+    orphan = directory / "journal-999999-1.jsonl"
+    lost = [security.emit(EventType.DATA_READ, context={"lost": n}) for n in range(3)]
+    assert security.flush(timeout=30)
+    lines = []
+    for event in lost:
+        data = json.loads(event_line(event))
+        data["event_id"] = str(uuid.uuid4())
+        lines.append(json.dumps(data) + "\n")
+    orphan.write_text("".join(lines))
+
+    out = StringIO()
+    call_command("audit_management", "replay", stdout=out)
+
+    assert not orphan.exists()
+    ids = {msg_id for msg_id, _ in stream_messages(stream_settings["servers"], stream_settings["stream"])}
+    assert {json.loads(line)["event_id"] for line in lines} <= ids
+    assert stream_state(stream_settings["servers"], stream_settings["stream"]).messages == before + 3 + 3
+    assert "Replayed 3 events" in out.getvalue()
+    assert len(events) == 5
