@@ -102,7 +102,7 @@ def stream_journal_directory(base: Path, config: StreamConfig) -> Path:
 
 
 class MessageRefused(Exception):
-    """JetStream refused a message for what it is (too large, wrong stream...), not for being unavailable."""
+    """JetStream refused a message for what it is (an error other than 503), not for being unavailable."""
 
 
 def _about_the_message(exc: BaseException) -> bool:
