@@ -10,7 +10,8 @@ through ``security.emit`` (the background writer and the stream sink, as in a we
 ``--ingests`` ``audit_management ingest`` processes store the stream into a fresh PostgreSQL database
 (``rail_stream_bench``, dropped after). The figure is events stored / seconds from the first emit to the
 last row committed. Two more figures split it: the publish rate of the application processes (acked by
-JetStream), and the drain rate of ingest alone over a stream filled beforehand.
+JetStream), and the drain rate of ingest alone over a stream filled beforehand; and the same application
+processes with the database sink instead of the stream give the same run's reference.
 
 Request path: the benchmark project's ``emit`` and ``login_failed`` scenarios (benchmarks/requests_worker.py)
 for ``bare`` Django, ``rail`` (database sink) and ``rail-stream`` (the stream sink to the same cluster),
@@ -221,10 +222,16 @@ def run_end_to_end(cluster: Cluster, work: Path, events: int, apps: int, ingests
         stored_at = wait_rows(total)
         stop_ingests(workers)
         drain_rate = total / (stored_at - started)
+        # 3. The same run's reference: the same application processes with the database sink (no stream).
+        pg_truncate()
+        started = time.perf_counter()
+        app_results(start_apps(apps, per_app, project_env(work, None)))
+        direct_rate = total / (wait_rows(total) - started)
     finally:
         pg_admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     return {"events": total, "apps": apps, "ingests": ingests, "end_to_end_per_s": round(end_to_end),
             "publish_per_s": round(publish_rate), "ingest_drain_per_s": round(drain_rate),
+            "database_sink_per_s": round(direct_rate),
             "emit_seconds": [round(r["emit_seconds"], 2) for r in published]}
 
 
@@ -303,7 +310,9 @@ def markdown(report: dict[str, Any]) -> str:
             "| figure | events/s |", "|---|---|",
             f"| end to end (first emit to last row committed) | {e2e['end_to_end_per_s']} |",
             f"| published and acknowledged by JetStream (application processes) | {e2e['publish_per_s']} |",
-            f"| ingest alone, draining a filled stream | {e2e['ingest_drain_per_s']} |", "",
+            f"| ingest alone, draining a filled stream | {e2e['ingest_drain_per_s']} |",
+            f"| same run, reference: the same app processes with the database sink (no stream) | "
+            f"{e2e['database_sink_per_s']} |", "",
         ]
     requests = report.get("requests")
     if requests:
