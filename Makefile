@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-sqlite test-postgresql test-mysql test-django-versions lint bench clean chromium doc-tools
+.PHONY: install demo test test-sqlite test-postgresql test-mysql test-django-versions lint bench clean chromium doc-tools nats-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check rail_django tests sample_project benchmarks
 	$(VENV)/bin/lint-imports
 
-test-sqlite: $(STAMP) chromium doc-tools
+test-sqlite: $(STAMP) chromium doc-tools nats-server
 	RAIL_DJANGO_TEST_DB=sqlite $(PY) -m pytest
 
-test-postgresql: $(STAMP)
+test-postgresql: $(STAMP) nats-server
 	RAIL_DJANGO_TEST_DB=postgresql $(PY) -m pytest -m "not sqlite_only"
 
 test-mysql: $(STAMP)
@@ -92,6 +92,14 @@ doc-tools:
 			echo "Installing logrotate and nodejs for the docs tests"; \
 			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y logrotate nodejs; \
 		fi; \
+	fi
+
+# tests/stream starts its own 3-node NATS cluster with JetStream: Debian's nats-server, installed the same
+# way as chromium (as root with apt-get; anyone else without it gets those tests skipped, with the reason).
+nats-server:
+	@if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ] && [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's nats-server for the streaming tests"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nats-server; \
 	fi
 
 # The benchmark suite (benchmarks/RESULTS.md): also installs the reference packages it compares with.

@@ -5,6 +5,7 @@
     python benchmarks/run.py --rounds 9 --skip-throughput --json out.json --markdown out.md
     python benchmarks/run.py --rounds 3 --skip-throughput --baseline /tmp/main-checkout   # old code beside new
     python benchmarks/run.py --skip-requests --skip-throughput --partitions    # issue 15 (benchmarks/partitions.py)
+    python benchmarks/run.py --skip-requests --skip-throughput --stream   # issue 15's streaming tier (benchmarks/stream.py)
 
 Request scenarios: every variant (``bare``, ``rail``, ``rail-sync`` and, when
 importable, ``easy-audit``, ``axes``, ``auditlog``) runs in its own fresh
@@ -95,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", action="store_true",
                         help="also run benchmarks/partitions.py (PostgreSQL: partition drop vs cleanup, insert ratio)")
     parser.add_argument("--partition-rows", type=int, default=env_default("BENCH_PARTITION_ROWS", 10_000_000, int))
+    parser.add_argument("--stream", action="store_true",
+                        help="also run benchmarks/stream.py (NATS JetStream R3 end to end, stream sink request cost)")
+    parser.add_argument("--stream-events", type=int, default=env_default("BENCH_STREAM_EVENTS", 100_000, int))
     parser.add_argument("--fresh", action="store_true", help="refill the kept large-table databases")
     parser.add_argument("--work-dir", default=env_default("BENCH_WORK_DIR", None))
     parser.add_argument("--json", default=None,
@@ -449,6 +453,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             requests.update(drf_token.run(opts.rounds, opts.batches, max(4, round(300 * opts.scale))))
         throughput = [] if opts.skip_throughput else run_throughput(opts, databases, work, env)
         partitions = run_partitions(opts, work, env) if opts.partitions and postgres_answers() else None
+        stream_report = None
+        if opts.stream:
+            from benchmarks import stream as stream_bench
+
+            stream_report = stream_bench.run(events=opts.stream_events, rounds=opts.rounds or 3,
+                                             batches=opts.batches or 10, scale=opts.scale or 1.0, command=meta["command"])
     meta["load_end"] = load()
     report = {"meta": meta, "requests": requests, "throughput": throughput}
     if partitions is not None:
@@ -457,6 +467,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = markdown(report)
     if partitions is not None:
         text += "\n\n## Issue 15 — partitions\n\n" + partitions["markdown"] + "\n"
+    if stream_report is not None:
+        report["stream"] = stream_report
+        text += "\n" + stream_bench.markdown(stream_report)
     print(text)
     output = HERE / "output"  # ignored by git
     for path, content in ((opts.json or output / "latest.json", json.dumps(report, indent=2)),

@@ -93,6 +93,10 @@ if VARIANT in ("rail", "rail-sync"):
         AUDIT_BATCH_SIZE = int(os.environ["BENCH_BATCH_SIZE"])
     if os.environ.get("BENCH_QUEUE_SIZE"):
         AUDIT_QUEUE_SIZE = int(os.environ["BENCH_QUEUE_SIZE"])
+    if os.environ.get("BENCH_AUDIT_STREAM"):  # benchmarks/stream.py: the stream sink instead of the database sink
+        import json
+
+        AUDIT_STREAM = json.loads(os.environ["BENCH_AUDIT_STREAM"])
 elif VARIANT == "easy-audit":
     INSTALLED_APPS.append("easyaudit")
     MIDDLEWARE.append("easyaudit.middleware.easyaudit.EasyAuditMiddleware")

@@ -25,11 +25,12 @@ from django.conf import settings
 
 from rail_django.conf.graphql import DEFAULT_GRAPHQL_SETTINGS, GraphQLConfig, normalize_graphql_name
 from rail_django.conf.registry import DEFAULT_ALERT_THRESHOLDS, DEFAULT_REDACTION_FIELDS, REGISTRY, SETTINGS, Setting
+from rail_django.conf.stream import StreamConfig
 from rail_django.conf.validators import Problem
 
 __all__ = [
     "DEFAULTS", "DEFAULT_ALERT_THRESHOLDS", "DEFAULT_GRAPHQL_SETTINGS", "DEFAULT_REDACTION_FIELDS", "GraphQLConfig",
-    "REGISTRY", "SecurityConfig", "Setting", "get_config", "get_graphql_config", "graphql_settings",
+    "REGISTRY", "SecurityConfig", "Setting", "StreamConfig", "get_config", "get_graphql_config", "graphql_settings",
     "normalize_graphql_name", "on_config_change", "problems_of", "read_setting", "reset_config",
 ]
 
@@ -100,6 +101,8 @@ class SecurityConfig:
     webhook_backoff: float
     queue_size: int
     batch_size: int
+    #: ``AUDIT_STREAM`` (None: off): the stream sink replaces the database sink.
+    stream: StreamConfig | None
     journal_dir: Path | None
     journal_segment_bytes: int
     #: ``AUDIT_INTEGRITY_KEY``: the HMAC chain's secret.

@@ -18,6 +18,7 @@ from typing import Any
 
 from rail_django.conf import validators as v
 from rail_django.conf.graphql import default_graphql_settings, validate_graphql
+from rail_django.conf.stream import stream_config, validate_stream
 from rail_django.events.types import Severity
 
 DEFAULT_REDACTION_FIELDS: tuple[str, ...] = (
@@ -180,6 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
     _setting("AUDIT_WEBHOOK_BACKOFF", 0.5, "rail_django.E005", _S, "seconds before the first retry, doubled each time", v.seconds(), attribute="webhook_backoff", convert=float),
     _setting("AUDIT_QUEUE_SIZE", 10_000, "rail_django.E015", _S, "events the background writer (and the webhook sender) may hold; when full, the emitting thread writes itself — nothing is dropped", v.integer(1), attribute="queue_size"),
     _setting("AUDIT_BATCH_SIZE", 500, "rail_django.E015", _S, "most events written in one database insert / file write", v.integer(1), attribute="batch_size"),
+    _setting("AUDIT_STREAM", None, "rail_django.E100", _S, 'the streaming tier: `{"backend": "nats", "servers": [...], "stream": "AUDIT", "subject": "audit.events"}` publishes each event to NATS JetStream instead of writing the database, and `audit_management ingest` stores the stream in the database (see [scaling](scaling.md)); optional keys `replicas` (1), `duplicate_window` (120 s), `durable` ("rail-django-ingest"), `batch` (1000), `connect_timeout` (2 s), `publish_timeout` (5 s)', validate_stream, attribute="stream", convert=stream_config, other_ids=("rail_django.E101", "rail_django.E102", "rail_django.E103", "rail_django.E104", "rail_django.E105", "rail_django.E106")),
     # -- Durability and tamper evidence --
     _setting("AUDIT_JOURNAL_DIR", default_journal_dir, "rail_django.E050", _D, "with the background writer, each event is appended here before `emit` returns, so a killed worker loses nothing (see [delivery](delivery.md#the-journal-nothing-lost-when-a-worker-dies)); `None` turns the journal off", v.path(optional=True), attribute="journal_dir", convert=lambda d: Path(d) if d else None, default_doc='`BASE_DIR / "logs" / "audit-journal"`'),
     _setting("AUDIT_JOURNAL_SEGMENT_BYTES", 64 * 1024 * 1024, "rail_django.E051", _D, "a journal segment larger than this is closed and a new one started", v.integer(4096), attribute="journal_segment_bytes", default_doc="`67108864` (64 MiB)"),

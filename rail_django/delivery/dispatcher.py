@@ -13,6 +13,11 @@ row is handed to the writer thread, whose database connection (Django gives
 every thread its own) is outside the caller's transaction, and ``emit``
 waits until it is stored.
 
+The journal covers the *primary* sink: the database sink or, with
+``AUDIT_STREAM``, the stream sink that replaces it (events then reach the
+database through ``audit_management ingest``). Events the primary sink
+refuses stay in the journal and are re-sent.
+
 A failing sink is retried with backoff, then reported on the
 ``rail_django.audit`` logger once per incident; it never raises into a
 request. The writer is fork-safe (a child starts its own) and flushed at exit.
@@ -37,7 +42,8 @@ from rail_django.delivery.journal import Journal, Segment, journal_directory
 from rail_django.delivery.worker import BackgroundWorker
 from rail_django.events.types import SecurityEvent
 from rail_django.integrity.chain import integrity_key, seal_pending
-from rail_django.sinks import DatabaseSink, Sink, build_sinks
+from rail_django.sinks import DatabaseSink, Sink, StreamSink, build_sinks
+from rail_django.sinks.stream import stream_journal_directory
 
 __all__ = ["Dispatcher", "QueuedEvent", "SinkHealth", "build_sinks", "dispatcher", "install_process_hooks"]
 
@@ -70,7 +76,7 @@ class QueuedEvent:
 
     event: SecurityEvent
     segment: Segment | None = None
-    database_only: bool = False  # the other sinks already have it
+    database_only: bool = False  # the other sinks already have it: for the primary sink only
 
 
 class Dispatcher:
@@ -98,8 +104,11 @@ class Dispatcher:
                 if self._sinks is None:
                     config = get_config()
                     self._sinks = build_sinks(config)
-                    if config.store_in_database and config.journal_dir is not None:
-                        directory = journal_directory(config.journal_dir, config.database_alias)
+                    if config.journal_dir is not None and _primary(self._sinks) is not None:
+                        directory = (
+                            stream_journal_directory(config.journal_dir, config.stream) if config.stream is not None
+                            else journal_directory(config.journal_dir, config.database_alias)
+                        )
                         self._journal = Journal(directory, config.journal_segment_bytes)
                 sinks = self._sinks
         return sinks
@@ -162,14 +171,15 @@ class Dispatcher:
         return segment
 
     def _write_now(self, event: SecurityEvent, config: SecurityConfig) -> None:
-        if config.store_in_database and self._in_transaction(config.database_alias):
+        writes_database = isinstance(_primary(self.sinks()), DatabaseSink)
+        if writes_database and self._in_transaction(config.database_alias):
             self._write_outside_transaction(event, config)
             return
         failed = self._write_items([QueuedEvent(event)], retry=False)
         if failed:
             # Hand the row to the writer, which retries (and spools) until it can.
             self._queue(QueuedEvent(event, self._journal_append(event), database_only=True), config)
-        elif config.store_in_database and integrity_key() is not None:
+        elif writes_database and integrity_key() is not None:
             self._seal_due = True  # the writer seals it when idle, off the request path
             self._worker(config).start()
 
@@ -206,15 +216,15 @@ class Dispatcher:
             self._seal(force=False)
 
     def _write_items(self, items: list[QueuedEvent], retry: bool, sinks: list[Sink] | None = None) -> set:
-        """Write ``items`` to every sink; returns the ids of events the database refused."""
+        """Write ``items`` to every sink; returns the ids of events the primary sink (database or stream) refused."""
         db_failed: set = set()
         for sink in self.sinks() if sinks is None else sinks:
-            is_database = isinstance(sink, DatabaseSink)
-            events = [i.event for i in items if is_database or not i.database_only]
+            is_primary = _is_primary(sink)
+            events = [i.event for i in items if is_primary or not i.database_only]
             if not events:
                 continue
             failed = self._write_sink(sink, events, retry)
-            if is_database:
+            if is_primary:
                 db_failed = failed
         journal = self._journal
         if journal is not None and any(i.segment is not None for i in items):
@@ -264,13 +274,13 @@ class Dispatcher:
 
     # -- the writer's own work -------------------------------------------------
     def _when_idle(self) -> None:
-        spool.redeliver_spool(self._journal, self._database_sink(), self.health)
+        spool.redeliver_spool(self._journal, _primary(self.sinks()), self.health)
         self._seal(force=True)
         connections.close_all()  # idle: do not hold connections open (this thread's only)
 
     def _seal(self, force: bool) -> None:
         """Chain newly stored rows (``AUDIT_INTEGRITY_KEY``), at most once a second under load."""
-        if not self._seal_due or integrity_key() is None:
+        if not self._seal_due or integrity_key() is None or self._database_sink() is None:
             return
         if not force and time.monotonic() - self._last_seal < 1.0:
             return
@@ -286,7 +296,7 @@ class Dispatcher:
         return next((s for s in self.sinks() if isinstance(s, DatabaseSink)), None)
 
     def _recover_journals(self) -> None:
-        spool.recover_journals(self.journal, self._database_sink(), get_config().batch_size)
+        spool.recover_journals(self.journal, _primary(self.sinks()), get_config().batch_size)
 
     # -- flush / shutdown ----------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
@@ -322,6 +332,15 @@ class Dispatcher:
         if self._journal is not None:
             self._journal.after_fork_in_child()
             self._journal = None
+
+
+def _is_primary(sink: Sink) -> bool:
+    """The sink the journal covers: the database, or the stream that replaces it."""
+    return isinstance(sink, (DatabaseSink, StreamSink))
+
+
+def _primary(sinks: list[Sink]) -> Sink | None:
+    return next((s for s in sinks if _is_primary(s)), None)
 
 
 dispatcher = Dispatcher()

@@ -1,4 +1,7 @@
-"""What the writer does with journaled events when it is idle: replay dead processes', re-deliver the spool."""
+"""What the writer does with journaled events when it is idle: replay dead processes', re-deliver the spool.
+
+The sink is the primary one: the database sink, or the stream sink that replaces it (``AUDIT_STREAM``).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ from django.db import connections
 from rail_django.delivery.health import SinkHealth
 from rail_django.delivery.journal import Journal, replay_orphans
 from rail_django.events.types import SecurityEvent
-from rail_django.sinks import DatabaseSink
+from rail_django.sinks import DatabaseSink, Sink
 
 logger = logging.getLogger("rail_django.audit")
 
 
-def recover_journals(journal: Journal | None, sink: DatabaseSink | None, batch_size: int) -> None:
+def recover_journals(journal: Journal | None, sink: Sink | None, batch_size: int) -> None:
     """Store what dead processes left in the journal directory."""
     if journal is None or sink is None:
         return
@@ -27,7 +30,7 @@ def recover_journals(journal: Journal | None, sink: DatabaseSink | None, batch_s
         logger.warning("Replayed %d audit event(s) left in the journal by a stopped process.", count)
 
 
-def redeliver_spool(journal: Journal | None, sink: DatabaseSink | None, health: SinkHealth) -> None:
+def redeliver_spool(journal: Journal | None, sink: Sink | None, health: SinkHealth) -> None:
     """Write the spooled segments (events the database refused) again; stop at the first that fails."""
     if journal is None or sink is None:
         return
@@ -35,13 +38,14 @@ def redeliver_spool(journal: Journal | None, sink: DatabaseSink | None, health: 
         try:
             count = journal.redeliver(segment, lambda events: store_spooled(journal, sink, events))
         except Exception:
-            connections[sink.alias].close()
+            if isinstance(sink, DatabaseSink):
+                connections[sink.alias].close()
             return  # still down: try again when next idle
         health.succeeded(sink)
         logger.warning("Delivered %d spooled audit event(s) from %s.", count, segment.path.name)
 
 
-def store_spooled(journal: Journal, sink: DatabaseSink, events: list[SecurityEvent]) -> None:
+def store_spooled(journal: Journal, sink: Sink, events: list[SecurityEvent]) -> None:
     """Write spooled events; one the database refuses for good is set aside, not retried forever."""
     try:
         sink.write(events)
@@ -60,6 +64,6 @@ def store_spooled(journal: Journal, sink: DatabaseSink, events: list[SecurityEve
     path = journal.set_aside([event for event, _ in refused])
     for event, exc in refused:
         logger.error(
-            "Audit event %s (%s) is refused by the database (%s: %s); kept in %s.",
-            event.event_id, event.event_type, type(exc).__name__, exc, path,
+            "Audit event %s (%s) is refused by the %s sink (%s: %s); kept in %s.",
+            event.event_id, event.event_type, sink.name, type(exc).__name__, exc, path,
         )

@@ -126,6 +126,16 @@ def run_replay() -> int:
     config = get_config()
     if config.journal_dir is None:
         raise CommandError("AUDIT_JOURNAL_DIR is None: there is no journal to replay")
+    if config.stream is not None:  # AUDIT_STREAM: the journal holds events for the stream; they go there
+        from rail_django.sinks.stream import StreamSink, stream_journal_directory
+
+        dispatcher.flush()
+        sink = StreamSink(config.stream)
+        try:
+            return replay_orphans(stream_journal_directory(config.journal_dir, config.stream), sink.write,
+                                  config.batch_size)
+        finally:
+            sink.close()
     if not config.store_in_database:
         raise CommandError("AUDIT_STORE_IN_DATABASE is False: there is nowhere to replay the journal to")
     dispatcher.flush()

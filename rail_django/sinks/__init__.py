@@ -1,4 +1,4 @@
-"""Where events leave the process: database, JSON-lines file, webhook."""
+"""Where events leave the process: database (or the stream that replaces it), JSON-lines file, webhook."""
 
 from __future__ import annotations
 
@@ -7,18 +7,25 @@ from typing import TYPE_CHECKING
 from rail_django.sinks.base import Sink
 from rail_django.sinks.database import DatabaseSink
 from rail_django.sinks.file import FileSink
+from rail_django.sinks.stream import StreamSink
 from rail_django.sinks.webhook import WebhookSink
 
 if TYPE_CHECKING:
     from rail_django.conf import SecurityConfig
 
-__all__ = ["Sink", "DatabaseSink", "FileSink", "WebhookSink", "build_sinks"]
+__all__ = ["Sink", "DatabaseSink", "FileSink", "StreamSink", "WebhookSink", "build_sinks"]
 
 
 def build_sinks(config: SecurityConfig) -> list[Sink]:
-    """The sinks the settings turn on, in delivery order."""
+    """The sinks the settings turn on, in delivery order.
+
+    ``AUDIT_STREAM`` replaces the database sink: the events reach the database through
+    ``audit_management ingest``, which writes them with :class:`DatabaseSink`.
+    """
     sinks: list[Sink] = []
-    if config.store_in_database:
+    if config.stream is not None:
+        sinks.append(StreamSink(config.stream))
+    elif config.store_in_database:
         sinks.append(DatabaseSink(config.database_alias, config.partitioning))
     if config.store_in_file:
         sinks.append(FileSink(config.log_file, config.log_file_max_bytes, config.log_file_backup_count))

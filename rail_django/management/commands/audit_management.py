@@ -1,4 +1,4 @@
-"""``manage.py audit_management export|cleanup|summary|verify|checkpoint|replay|lockout``: operate on the stored audit events.
+"""``manage.py audit_management export|cleanup|summary|verify|checkpoint|replay|lockout|partitions|ingest``: operate on the stored audit events.
 
     python manage.py audit_management export --format json --days 30 --output audit.json
     python manage.py audit_management cleanup --days 180 --dry-run
@@ -9,6 +9,7 @@
     python manage.py audit_management lockout status|reset [--ip 203.0.113.9] [--username alice]
     python manage.py audit_management partitions status|premake|convert|revert
     python manage.py audit_management partitions drop --older-than-days 365 [--archive /srv/audit-archive]
+    python manage.py audit_management ingest [--batch 1000] [--max-events N] [--idle-exit SECONDS]
 
 The work is in :mod:`rail_django.management.audit`; see ``docs/commands.md``.
 """
@@ -16,6 +17,7 @@ The work is in :mod:`rail_django.management.audit`; see ``docs/commands.md``.
 from __future__ import annotations
 
 import json
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
@@ -33,7 +35,7 @@ class Command(AuditCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay,lockout,partitions}", parser_class=OneLineErrorParser
+            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay,lockout,partitions,ingest}", parser_class=OneLineErrorParser
         )
 
         export = verbs.add_parser("export", help="Stream events as json, jsonl, csv or ocsf.")
@@ -95,6 +97,14 @@ class Command(AuditCommand):
         drop.add_argument("--archive", metavar="DIR", help="First write each partition to DIR/<partition>.jsonl.")
         actions.add_parser("convert", help="Partition the existing table without rewriting it (it becomes the oldest partition).")
         actions.add_parser("revert", help="Back to one plain table (rows of newer partitions are copied into it).")
+        # -- ingest (AUDIT_STREAM: rail_django.operations.ingest) --
+        ingest = verbs.add_parser("ingest", help="Store the AUDIT_STREAM stream in the database (durable consumer).")
+        ingest.add_argument("--batch", type=_batch_size, help="Messages per fetch and transaction (default AUDIT_STREAM['batch']).")
+        ingest.add_argument("--max-events", type=positive_int, help="Stop after storing this many events.")
+        ingest.add_argument("--idle-exit", type=_positive_seconds, metavar="SECONDS",
+                            help="Stop after this many seconds without a message.")
+        ingest.add_argument("--report-every", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                            help="Print throughput and lag this often (default 10).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['verb']}")(options)
@@ -168,6 +178,15 @@ class Command(AuditCommand):
         self.stdout.write(f"Replayed {count} events from the journal of stopped processes.")
 
 
+    def _ingest(self, options: dict[str, Any]) -> None:
+        from rail_django.operations.ingest import IngestError, run_ingest
+
+        try:
+            run_ingest(batch=options["batch"], max_events=options["max_events"], idle_exit=options["idle_exit"],
+                       report_every=options["report_every"], report=lambda line: self.stdout.write(line))
+        except IngestError as exc:
+            raise CommandError(f"ingest: {exc}") from exc
+
     def _lockout(self, options: dict[str, Any]) -> None:
         from rail_django.operations.lockout import describe_lock, lift_lockouts, list_lockouts
 
@@ -185,7 +204,6 @@ class Command(AuditCommand):
         for lock in lifted:
             self.stdout.write(f"Lifted: {describe_lock(lock)}")
         self.stdout.write(f"Reset {len(lifted)} lockout(s); failure counts cleared.")
-
 
     def _partitions(self, options: dict[str, Any]) -> None:
         from rail_django.operations import partitions as ops
@@ -213,6 +231,25 @@ class Command(AuditCommand):
         else:
             moved = ops.revert(log=self.stdout.write)
             self.stdout.write(f"Reverted: one plain table again ({moved} rows moved back).")
+
+
+def _batch_size(text: str) -> int:
+    """argparse type of ``ingest --batch``: 1-10000."""
+    value = positive_int(text)
+    if value > 10_000:
+        raise ArgumentTypeError(f"{text!r} is more than 10000")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
 
 
 def _checkpoint_lines(report: Any) -> str:

@@ -1,0 +1,44 @@
+"""AUDIT_STREAM's validation: each kind of mistake has its check id (E100-E106); a valid value builds the sinks."""
+
+from __future__ import annotations
+
+import pytest
+
+from rail_django.conf import StreamConfig, get_config
+from rail_django.sinks import DatabaseSink, StreamSink, build_sinks
+from tests.security.test_settings_registry import _check_fails_with
+
+GOOD = {"backend": "nats", "servers": ["nats://127.0.0.1:4222"]}
+
+
+@pytest.mark.parametrize(("value", "check_id", "subject"), [
+    ("nats://127.0.0.1:4222", "rail_django.E100", "AUDIT_STREAM is"),
+    ({**GOOD, "backend": "kafka"}, "rail_django.E100", "AUDIT_STREAM['backend']"),
+    ({**GOOD, "servers": []}, "rail_django.E101", "AUDIT_STREAM['servers']"),
+    ({**GOOD, "servers": ["http://127.0.0.1:4222"]}, "rail_django.E101", "AUDIT_STREAM['servers']"),
+    ({**GOOD, "stream": "AU.DIT"}, "rail_django.E102", "AUDIT_STREAM['stream']"),
+    ({**GOOD, "subject": "audit.*"}, "rail_django.E102", "AUDIT_STREAM['subject']"),
+    ({**GOOD, "durable": "in gest"}, "rail_django.E102", "AUDIT_STREAM['durable']"),
+    ({**GOOD, "replicas": 7}, "rail_django.E103", "AUDIT_STREAM['replicas']"),
+    ({**GOOD, "duplicate_window": 0}, "rail_django.E104", "AUDIT_STREAM['duplicate_window']"),
+    ({**GOOD, "publish_timeout": "5s"}, "rail_django.E104", "AUDIT_STREAM['publish_timeout']"),
+    ({**GOOD, "batch": 0}, "rail_django.E105", "AUDIT_STREAM['batch']"),
+    ({**GOOD, "replica": 3}, "rail_django.E106", "unknown key(s) replica"),
+])
+@pytest.mark.django_db
+def test_a_bad_stream_setting_fails_check_with_its_id(value, check_id, subject):
+    report = _check_fails_with("AUDIT_STREAM", value)
+    assert check_id in report and subject in report, report
+
+
+def test_a_valid_stream_setting_replaces_the_database_sink(settings):
+    settings.AUDIT_STREAM = {**GOOD, "replicas": 3}
+    config = get_config()
+    assert config.stream == StreamConfig(
+        backend="nats", servers=("nats://127.0.0.1:4222",), stream="AUDIT", subject="audit.events", replicas=3,
+        duplicate_window=120.0, durable="rail-django-ingest", batch=1000, connect_timeout=2.0, publish_timeout=5.0,
+    )
+    kinds = [type(s) for s in build_sinks(config)]
+    assert StreamSink in kinds and DatabaseSink not in kinds
+    settings.AUDIT_STREAM = None
+    assert DatabaseSink in [type(s) for s in build_sinks(get_config())]
