@@ -19,11 +19,16 @@ process each (see ``benchmarks/throughput.py``). Counts come from flags, or
 from the environment (``BENCH_ROUNDS``, ``BENCH_BATCHES``, ``BENCH_SCALE``,
 ``BENCH_EMIT_COUNT``, ``BENCH_EXPORT_ROWS``, ``BENCH_SUMMARY_ROWS``,
 ``BENCH_CLEANUP_ROWS``, ``BENCH_DATABASES``).
+
+Sections after the throughput tasks (:data:`SECTIONS`): ``load`` (``benchmarks/load.py``: the project
+under gunicorn, normal traffic and a brute-force burst; needs Redis on 127.0.0.1:6379) runs in a full
+run; ``--sections`` picks them (``--sections none`` for none; ``--smoke`` runs none unless named).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -45,6 +50,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import drf_token  # noqa: E402
 from benchmarks.requests_worker import SCENARIOS  # noqa: E402
+
+#: Sections run after the throughput tasks, in this order: ``name -> module``. Each module has
+#: ``section(smoke: bool) -> dict`` (runs it, prints progress on stderr) and
+#: ``section_markdown(result: dict) -> list[str]`` (its part of the report, from a ``## `` heading).
+SECTIONS = {"load": "benchmarks.load"}
 
 REFERENCE_PACKAGES = {"easy-audit": "easyaudit", "axes": "axes", "auditlog": "auditlog"}
 CORE_VARIANTS = ["bare", "rail", "rail-sync"]
@@ -91,6 +101,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cleanup-rows", type=int, default=env_default("BENCH_CLEANUP_ROWS", None, int))
     parser.add_argument("--skip-requests", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--sections", default=env_default("BENCH_SECTIONS", None),
+                        help=f"comma-separated sections to run after throughput ({', '.join(SECTIONS)}), or none "
+                             "(default: all; none with --smoke)")
     parser.add_argument("--fresh", action="store_true", help="refill the kept large-table databases")
     parser.add_argument("--work-dir", default=env_default("BENCH_WORK_DIR", None))
     parser.add_argument("--json", default=None,
@@ -113,6 +126,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.sections is None:
+        args.sections = "none" if smoke else ",".join(SECTIONS)
+    args.sections = [] if args.sections == "none" else [n for n in args.sections.split(",") if n]
+    unknown = [n for n in args.sections if n not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     if args.rounds < 1 or args.batches < 1:
         parser.error("--rounds and --batches must be at least 1")
     return args
@@ -395,6 +414,8 @@ def markdown(report: dict[str, Any]) -> str:
             elif r["task"] == "cleanup":
                 lines.append(f"| cleanup --days 90 | {r['db']} | {r['rows']:,} expired rows | **{r['seconds']:.1f} s** "
                              f"({r['rows_per_s']:,.0f} rows/s) | {r['rows_left']:,} rows left (expected {r['expected_left']:,}) |")
+    for name, result in report.get("sections", {}).items():
+        lines += ["", *importlib.import_module(SECTIONS[name]).section_markdown(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -436,8 +457,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not opts.skip_requests and drf_token.wanted(opts.scenarios):
             requests.update(drf_token.run(opts.rounds, opts.batches, max(4, round(300 * opts.scale))))
         throughput = [] if opts.skip_throughput else run_throughput(opts, databases, work, env)
+    sections = {name: importlib.import_module(SECTIONS[name]).section(opts.smoke) for name in opts.sections}
     meta["load_end"] = load()
-    report = {"meta": meta, "requests": requests, "throughput": throughput}
+    report = {"meta": meta, "requests": requests, "throughput": throughput, "sections": sections}
     report["targets"] = targets(requests, throughput)
     text = markdown(report)
     print(text)
