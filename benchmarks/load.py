@@ -83,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="default postgresql when it answers on 127.0.0.1:5432")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument("--normal-rate", type=float, default=20.0, help="normal requests/s (default 20)")
+    parser.add_argument("--warmup-seconds", type=float, default=3.0,
+                        help="unmeasured traffic first, failed logins included, so that every worker has "
+                             "imported what it imports lazily (default 3)")
     parser.add_argument("--normal-seconds", type=float, default=8.0)
     parser.add_argument("--burst-rate", type=float, default=40.0, help="failed logins/s during the burst (default 40)")
     parser.add_argument("--burst-seconds", type=float, default=15.0)
@@ -96,6 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opts = parser.parse_args(argv)
     if opts.smoke:
         opts.normal_seconds, opts.burst_seconds, opts.normal_rate, opts.burst_rate = 2.0, 3.0, 10.0, 20.0
+        opts.warmup_seconds = 1.0
         opts.burst_ips, opts.burst_usernames, opts.workers = 4, 2, 2
         opts.db = opts.db or "sqlite"
         opts.variants = opts.variants or "bare,rail"
@@ -262,6 +266,18 @@ def schedule(opts: argparse.Namespace, port: int, anonymous: dict[str, str], tok
             form = {"username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": token}
             raw, status = http_request("POST", "/login/", port, cookies=anonymous, form=form, forwarded_for=ip), 302
         plan.append((at, "normal" if at < opts.normal_seconds else "burst", kind, status, raw, None))
+    # Warm-up (offsets before 0, not measured): normal traffic with every fourth request a failed login.
+    warmup = int(opts.warmup_seconds * opts.normal_rate)
+    for i in range(warmup):
+        at = -opts.warmup_seconds + i / opts.normal_rate
+        if i % 4 == 3:
+            who = ("198.51.100.1", "warmup")
+            form = {"username": who[1], "password": "guess", "csrfmiddlewaretoken": token}
+            raw = http_request("POST", "/login/", port, cookies=anonymous, form=form, forwarded_for=who[0])
+            plan.append((at, "warmup", "login_failed", 200, raw, who))
+        else:
+            raw = http_request("GET", "/me/" if i % 2 else "/plain/", port, cookies=logged_in, forwarded_for="192.0.2.1")
+            plan.append((at, "warmup", "auth_get" if i % 2 else "anon_get", 200, raw, None))
     burst = int(opts.burst_seconds * opts.burst_rate)
     for i in range(burst):
         at = opts.normal_seconds + i / opts.burst_rate
@@ -277,7 +293,7 @@ async def drive(port: int, plan: list[tuple], timeout: float) -> list[dict[str, 
     """Send every planned request at its time (open loop); one record per request."""
     results: list[dict[str, Any]] = []
     loop = asyncio.get_running_loop()
-    start = loop.time() + 0.2
+    start = loop.time() + 0.2 - min((item[0] for item in plan), default=0.0)  # offset 0: the measured part
 
     async def one(at: float, phase: str, kind: str, expected: int, raw: bytes, who: tuple | None) -> None:
         scheduled = start + at
@@ -307,7 +323,7 @@ def summarise(results: list[dict[str, Any]], opts: argparse.Namespace) -> dict[s
     groups = {
         "normal": [r for r in results if r["phase"] == "normal"],
         "burst: normal traffic": [r for r in results if r["phase"] == "burst" and r["kind"] != "login_failed"],
-        "burst: failed logins": [r for r in results if r["kind"] == "login_failed"],
+        "burst: failed logins": [r for r in results if r["phase"] == "burst" and r["kind"] == "login_failed"],
         "burst: all": [r for r in results if r["phase"] == "burst"],
     }
     for name, rows in groups.items():
@@ -418,6 +434,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     work_root.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"meta": {"db": db, "workers": opts.workers, "variants": variants, "rounds": opts.rounds,
                                        "normal_rate": opts.normal_rate, "normal_seconds": opts.normal_seconds,
+                                       "warmup_seconds": opts.warmup_seconds,
                                        "burst_rate": opts.burst_rate, "burst_seconds": opts.burst_seconds,
                                        "burst_ips": opts.burst_ips, "burst_usernames": opts.burst_usernames,
                                        "load_start": [round(x, 2) for x in os.getloadavg()]},
@@ -482,6 +499,7 @@ def combine(rounds: list[dict[str, Any]], variants: list[str]) -> dict[str, Any]
             groups[name] = merged
         checks = [c for r in rounds for c in r[variant]["checks"]]
         summary[variant] = {"phases": groups, "checks_ok": all(c["ok"] for c in checks), "checks": checks,
+                            "found": rounds[0][variant]["found"],
                             "rows": [r[variant]["found"]["rows"] for r in rounds]}
     return summary
 
@@ -491,7 +509,7 @@ def markdown(report: dict[str, Any]) -> list[str]:
     lines = [
         "## Load scenario (gunicorn, brute-force burst)", "",
         f"gunicorn --preload, {meta['workers']} sync workers, {meta['db']}, shared Redis cache; open-loop client "
-        f"on loopback. Normal traffic {meta['normal_rate']:.0f} req/s (45% anonymous GET, 45% authenticated GET, "
+        f"on loopback. After {meta['warmup_seconds']:.0f} s of unmeasured warm-up (failed logins included), normal traffic {meta['normal_rate']:.0f} req/s (45% anonymous GET, 45% authenticated GET, "
         f"10% successful login) for {meta['normal_seconds']:.0f} s, then the same plus {meta['burst_rate']:.0f} "
         f"failed logins/s for {meta['burst_seconds']:.0f} s from {meta['burst_ips']} IPs (X-Forwarded-For, trusted "
         f"proxy) against {meta['burst_usernames']} usernames. {meta['rounds']} round(s), load average "
@@ -522,7 +540,8 @@ def markdown(report: dict[str, Any]) -> list[str]:
         for check in data["checks"]:
             lines.append(f"- {variant}: {check['check']}: expected {check['expected']}, found {check['found']}"
                          f"{'' if check['ok'] else ' **(FAILED)**'}")
-        lines.append(f"- {variant}: rows stored per table: {data['rows'][0]}")
+        extra = {k: v for k, v in data["found"].items() if k.endswith("_ips")}
+        lines.append(f"- {variant}: rows stored per table: {data['rows'][0]}" + (f"; distinct IPs: {extra}" if extra else ""))
     return lines + [""]
 
 
