@@ -200,6 +200,41 @@ def test_each_process_sees_the_others_failures_once_their_bucket_closes(settings
     assert [s["rule"] for s in signals] == ["failed_logins_per_ip"]
 
 
+class _CountingCache:
+    """Django's cache for one test, with each public call counted by name (issue 16: calls are round trips)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        method = getattr(self.inner, name)
+
+        def counted(*args, **kwargs):
+            self.calls.append(name)
+            return method(*args, **kwargs)
+        return counted
+
+
+def test_a_bucket_new_to_this_process_is_added_first_and_a_known_one_incremented(settings, monkeypatch):
+    """A brute force from many addresses meets new buckets: one ``add`` each, not a failed ``incr`` and an ``add``."""
+    settings.AUDIT_ALERT_THRESHOLDS = _thresholds()
+    counting = _CountingCache(caches["default"])
+    monkeypatch.setattr(alerts, "caches", {"default": counting})
+    worker, other = alerts.FailedLoginCounter(), alerts.FailedLoginCounter()
+    with time_machine.travel(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False):
+        worker.record_failure(client_ip="198.51.100.30", username=None)
+        assert counting.calls == ["add", "get_many"]  # new bucket; the window's closed buckets read once
+        counting.calls.clear()
+        worker.record_failure(client_ip="198.51.100.30", username=None)
+        assert counting.calls == ["incr"]  # this process counted here: the bucket exists
+        counting.calls.clear()
+        other.record_failure(client_ip="198.51.100.30", username=None)  # another process: add meets the bucket
+        assert counting.calls == ["add", "incr", "get_many"]
+        assert worker.record_failure(client_ip="198.51.100.30", username=None) == []
+    bucket = int(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc).timestamp() // 30)  # a tenth of the 300 s window
+    assert caches["default"].get(f"{alerts._base_key(alerts.RULE_PER_IP, '198.51.100.30')}:{bucket}") == 4
+
+
 def test_a_cleared_cache_is_noticed_and_counting_starts_again(client, settings, audit_model, signals):
     settings.AUDIT_ALERT_THRESHOLDS = _thresholds(per_ip=3)
     with time_machine.travel(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False):
