@@ -200,6 +200,30 @@ def test_each_process_sees_the_others_failures_once_their_bucket_closes(settings
     assert [s["rule"] for s in signals] == ["failed_logins_per_ip"]
 
 
+def test_a_user_created_after_a_failed_login_is_stored_in_clear_at_once(client, settings, audit_model, django_user_model):
+    """The remembered "no such user" answer is forgotten when a user is saved (capture.auth.user_exists)."""
+    settings.AUDIT_ATTEMPTED_USERNAME = "known"
+    _fail(client, username="newcomer")
+    django_user_model.objects.create_user("newcomer", password="a-long-password-1")
+    _fail(client, username="newcomer")
+    stored = [row.additional_data["context"]["username_attempted"]
+              for row in audit_model.objects.filter(event_type="auth.login.failure").order_by("id")]
+    assert stored[0].startswith("hash:") and stored[1] == "newcomer"
+
+
+def test_a_username_answer_read_inside_a_transaction_is_not_remembered(django_assert_num_queries):
+    from django.db import transaction
+
+    from rail_django.capture import auth
+
+    with transaction.atomic():
+        assert auth.user_exists("ghost") is False
+    with django_assert_num_queries(1):  # read again: the first answer might have been rolled back
+        assert auth.user_exists("ghost") is False
+    with django_assert_num_queries(0):  # read in autocommit: remembered
+        assert auth.user_exists("ghost") is False
+
+
 class _CountingCache:
     """Django's cache for one test, with each public call counted by name (issue 16: calls are round trips)."""
 
