@@ -536,10 +536,19 @@ def markdown(report: dict[str, Any]) -> list[str]:
             met = "met" if p["p99_ratio"] <= P99_TARGET else "**not met**"
             lines.append(f"- target: {variant} p99 during the burst <= {P99_TARGET:.2f}x bare: "
                          f"{p['p99_ratio']:.2f}x, {met}")
+    rounds = report["rounds"]
+    if len(rounds) > 1:
+        lines.append("- each round (burst, all requests: p50 / p99 ms, load average): " + "; ".join(
+            f"{v} " + ", ".join(f"{r[v]['phases']['burst: all']['p50_ms']:.1f} / {r[v]['phases']['burst: all']['p99_ms']:.1f}"
+                               f" ({r[v]['load']:.1f})" for r in rounds) for v in summary))
     for variant, data in summary.items():
+        grouped: dict[str, list[dict[str, Any]]] = {}
         for check in data["checks"]:
-            lines.append(f"- {variant}: {check['check']}: expected {check['expected']}, found {check['found']}"
-                         f"{'' if check['ok'] else ' **(FAILED)**'}")
+            grouped.setdefault(check["check"], []).append(check)
+        for name, each in grouped.items():
+            lines.append(f"- {variant}: {name}: expected {' / '.join(str(c['expected']) for c in each)}, "
+                         f"found {' / '.join(str(c['found']) for c in each)}"
+                         f"{'' if all(c['ok'] for c in each) else ' **(FAILED)**'}")
         extra = {k: v for k, v in data["found"].items() if k.endswith("_ips")}
         lines.append(f"- {variant}: rows stored per table: {data['rows'][0]}" + (f"; distinct IPs: {extra}" if extra else ""))
     return lines + [""]
