@@ -1,7 +1,7 @@
 """Issue 15 benchmark: AUDIT_PARTITIONING on PostgreSQL, one process, one run.
 
     python benchmarks/partitions.py --rows 10000000 --cleanup-rows 200000 --events 20000 --rounds 5 --out R.json
-    python benchmarks/run.py --partitions          # the same through the suite (its other sections as flagged)
+    python benchmarks/run.py --skip-requests --skip-throughput --sections partitions   # the same, from the suite
 
 Three figures, measured in the same run:
 
@@ -240,6 +240,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))
     return result
+
+
+def section(smoke: bool) -> dict[str, Any]:
+    """``make bench``'s partitions section (``benchmarks/run.py``), in a process of its own (it starts Django)."""
+    import socket
+    import subprocess
+    import tempfile
+
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return {"skipped": "PostgreSQL does not answer on 127.0.0.1:5432"}
+    rows = 20_000 if smoke else int(os.environ.get("BENCH_PARTITION_ROWS", 10_000_000))
+    argv = ["--rows", str(rows)] + (["--cleanup-rows", "2000", "--events", "2000", "--rounds", "3"] if smoke else [])
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "partitions.json"
+        subprocess.run([sys.executable, __file__, *argv, "--out", str(out)], check=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        return json.loads(out.read_text())
+
+
+def section_markdown(result: dict[str, Any]) -> list[str]:
+    """The section's part of ``make bench``'s report."""
+    if "skipped" in result:
+        return ["## Issue 15 — partitions", "", f"Not run: {result['skipped']}.", ""]
+    return ["## Issue 15 — partitions", "", result["markdown"], ""]
 
 
 if __name__ == "__main__":

@@ -4,8 +4,7 @@
     python benchmarks/run.py --smoke             # tiny counts, SQLite only: checks the harness works
     python benchmarks/run.py --rounds 9 --skip-throughput --json out.json --markdown out.md
     python benchmarks/run.py --rounds 3 --skip-throughput --baseline /tmp/main-checkout   # old code beside new
-    python benchmarks/run.py --skip-requests --skip-throughput --partitions    # issue 15 (benchmarks/partitions.py)
-    python benchmarks/run.py --skip-requests --skip-throughput --stream   # issue 15's streaming tier (benchmarks/stream.py)
+    python benchmarks/run.py --skip-requests --skip-throughput --sections partitions,stream   # issue 15 only
 
 Request scenarios: every variant (``bare``, ``rail``, ``rail-sync`` and, when
 importable, ``easy-audit``, ``axes``, ``auditlog``) runs in its own fresh
@@ -21,11 +20,21 @@ process each (see ``benchmarks/throughput.py``). Counts come from flags, or
 from the environment (``BENCH_ROUNDS``, ``BENCH_BATCHES``, ``BENCH_SCALE``,
 ``BENCH_EMIT_COUNT``, ``BENCH_EXPORT_ROWS``, ``BENCH_SUMMARY_ROWS``,
 ``BENCH_CLEANUP_ROWS``, ``BENCH_DATABASES``).
+
+Sections after the throughput tasks (:data:`SECTIONS`), each run in a full run: ``load``
+(``benchmarks/load.py``: the project under gunicorn, normal traffic and a brute-force burst; needs Redis on
+127.0.0.1:6379), ``partitions`` (``benchmarks/partitions.py``: dropping a partition against batched cleanup,
+insert rate partitioned against plain; needs PostgreSQL; rows from ``BENCH_PARTITION_ROWS``, 10,000,000)
+and ``stream`` (``benchmarks/stream.py``: app -> NATS JetStream R3 -> ingest -> PostgreSQL, and the stream
+sink's request cost; needs nats-server and PostgreSQL; events from ``BENCH_STREAM_EVENTS``, 100,000).
+``--sections`` picks them (``--sections none`` for none; ``--smoke`` runs none unless named). A section whose
+server is missing is reported as not run, with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import json
 import os
@@ -48,18 +57,28 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import drf_token  # noqa: E402
 from benchmarks.requests_worker import SCENARIOS  # noqa: E402
 
+#: Sections run after the throughput tasks, in this order: ``name -> module``. Each module has
+#: ``section(smoke: bool) -> dict`` (runs it, prints progress on stderr) and
+#: ``section_markdown(result: dict) -> list[str]`` (its part of the report, from a ``## `` heading).
+SECTIONS = {"load": "benchmarks.load", "partitions": "benchmarks.partitions", "stream": "benchmarks.stream"}
+
 REFERENCE_PACKAGES = {"easy-audit": "easyaudit", "axes": "axes", "auditlog": "auditlog"}
 CORE_VARIANTS = ["bare", "rail", "rail-sync"]
 
-#: (scenario, variant, highest ratio to bare) -- issue 5's request targets.
+#: (scenario, variant, highest ratio to bare) -- issue 16's request targets (issue 5's before them).
 RATIO_TARGETS = [
     ("anon_get", "rail", 1.03),
     ("auth_get", "rail", 1.03),
     ("login_failed", "rail", 1.10),
-    ("login_failed", "rail-sync", 1.25),
-    ("graphql_query_1000x5", "rail", 1.05),
+    ("login_failed", "rail-sync", 1.20),
+    ("login_success", "rail", 1.10),
+    ("emit", "rail", 1.10),
+    ("graphql_mutation", "rail", 1.10),
+    ("graphql_query_1000x5", "rail", 1.03),
     ("drf_token_get", "rail", 1.05),  # issue 14: benchmarks/drf_token.py (ratio to bare DRF)
 ]
+#: Issue 16's emit throughput targets, events/s with every event stored.
+EMIT_TARGETS = {"sqlite": 40_000, "postgresql": 30_000}
 
 
 def env_default(name: str, default: Any, cast: Any = str) -> Any:
@@ -93,12 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cleanup-rows", type=int, default=env_default("BENCH_CLEANUP_ROWS", None, int))
     parser.add_argument("--skip-requests", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--partitions", action="store_true",
-                        help="also run benchmarks/partitions.py (PostgreSQL: partition drop vs cleanup, insert ratio)")
-    parser.add_argument("--partition-rows", type=int, default=env_default("BENCH_PARTITION_ROWS", 10_000_000, int))
-    parser.add_argument("--stream", action="store_true",
-                        help="also run benchmarks/stream.py (NATS JetStream R3 end to end, stream sink request cost)")
-    parser.add_argument("--stream-events", type=int, default=env_default("BENCH_STREAM_EVENTS", 100_000, int))
+    parser.add_argument("--sections", default=env_default("BENCH_SECTIONS", None),
+                        help=f"comma-separated sections to run after throughput ({', '.join(SECTIONS)}), or none "
+                             "(default: all; none with --smoke)")
     parser.add_argument("--fresh", action="store_true", help="refill the kept large-table databases")
     parser.add_argument("--work-dir", default=env_default("BENCH_WORK_DIR", None))
     parser.add_argument("--json", default=None,
@@ -121,6 +137,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.sections is None:
+        args.sections = "none" if smoke else ",".join(SECTIONS)
+    args.sections = [] if args.sections == "none" else [n for n in args.sections.split(",") if n]
+    unknown = [n for n in args.sections if n not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
     if args.rounds < 1 or args.batches < 1:
         parser.error("--rounds and --batches must be at least 1")
     return args
@@ -305,14 +327,6 @@ def run_throughput(opts: argparse.Namespace, databases: list[str], work: Path, e
     return results
 
 
-def run_partitions(opts: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
-    """benchmarks/partitions.py in its own process (it starts Django on two scratch databases)."""
-    out = work / "partitions.json"
-    rows = 20_000 if opts.smoke else opts.partition_rows
-    run_child([str(HERE / "partitions.py"), "--rows", str(rows), "--out", str(out)], env)
-    return json.loads(out.read_text())
-
-
 # -- report -----------------------------------------------------------------------
 
 
@@ -335,7 +349,7 @@ def targets(requests: dict[str, Any], throughput: list[dict]) -> list[dict[str, 
         hits = [r for r in throughput if r["task"] == task and all(r.get(k) == v for k, v in match.items())]
         return max(hits, key=lambda r: r.get("rows", 0)) if hits else None
 
-    for db, goal in (("sqlite", 20_000), ("postgresql", 10_000)):
+    for db, goal in EMIT_TARGETS.items():
         r = find("emit", db=db, **{"async": True})
         ok = r and r["stored"] == r["count"] and r["events_per_s"] >= goal
         rows.append({"target": f"emit, async batching, {db} (every event stored)", "goal": f">= {goal:,} events/s",
@@ -411,6 +425,8 @@ def markdown(report: dict[str, Any]) -> str:
             elif r["task"] == "cleanup":
                 lines.append(f"| cleanup --days 90 | {r['db']} | {r['rows']:,} expired rows | **{r['seconds']:.1f} s** "
                              f"({r['rows_per_s']:,.0f} rows/s) | {r['rows_left']:,} rows left (expected {r['expected_left']:,}) |")
+    for name, result in report.get("sections", {}).items():
+        lines += ["", *importlib.import_module(SECTIONS[name]).section_markdown(result)]
     return "\n".join(lines) + "\n"
 
 
@@ -452,24 +468,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not opts.skip_requests and drf_token.wanted(opts.scenarios):
             requests.update(drf_token.run(opts.rounds, opts.batches, max(4, round(300 * opts.scale))))
         throughput = [] if opts.skip_throughput else run_throughput(opts, databases, work, env)
-        partitions = run_partitions(opts, work, env) if opts.partitions and postgres_answers() else None
-        stream_report = None
-        if opts.stream:
-            from benchmarks import stream as stream_bench
-
-            stream_report = stream_bench.run(events=opts.stream_events, rounds=opts.rounds or 3,
-                                             batches=opts.batches or 10, scale=opts.scale or 1.0, command=meta["command"])
+    sections = {name: importlib.import_module(SECTIONS[name]).section(opts.smoke) for name in opts.sections}
     meta["load_end"] = load()
-    report = {"meta": meta, "requests": requests, "throughput": throughput}
-    if partitions is not None:
-        report["partitions"] = partitions
+    report = {"meta": meta, "requests": requests, "throughput": throughput, "sections": sections}
     report["targets"] = targets(requests, throughput)
     text = markdown(report)
-    if partitions is not None:
-        text += "\n\n## Issue 15 — partitions\n\n" + partitions["markdown"] + "\n"
-    if stream_report is not None:
-        report["stream"] = stream_report
-        text += "\n" + stream_bench.markdown(stream_report)
     print(text)
     output = HERE / "output"  # ignored by git
     for path, content in ((opts.json or output / "latest.json", json.dumps(report, indent=2)),

@@ -2,7 +2,7 @@
 
     python benchmarks/stream.py                          # both parts (needs nats-server and PostgreSQL)
     python benchmarks/stream.py --events 200000 --apps 2 --ingests 2 --skip-requests
-    python benchmarks/run.py --skip-requests --skip-throughput --stream   # the same, from the suite
+    python benchmarks/run.py --skip-requests --skip-throughput --sections stream   # the same, from the suite
 
 End to end: a 3-node NATS cluster with JetStream is started on free loopback ports (its own store
 directories), the stream is R3. ``--apps`` application processes each emit ``--events / --apps`` events
@@ -371,6 +371,26 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown(report))
     if opts.json:
         Path(opts.json).write_text(json.dumps(report, indent=2))
+
+
+def section(smoke: bool) -> dict[str, Any]:
+    """``make bench``'s stream section (``benchmarks/run.py``): events from ``BENCH_STREAM_EVENTS``."""
+    if not Path(NATS_SERVER).exists():
+        return {"skipped": "nats-server is not installed (apt-get install nats-server)"}
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        return {"skipped": "PostgreSQL does not answer on 127.0.0.1:5432 (ingest writes into it)"}
+    events = 2_000 if smoke else int(os.environ.get("BENCH_STREAM_EVENTS", 100_000))
+    return run(events=events, rounds=1 if smoke else 3, batches=2 if smoke else 10, scale=0.1 if smoke else 1.0,
+               command=f"make bench (BENCH_STREAM_EVENTS={events})")
+
+
+def section_markdown(result: dict[str, Any]) -> list[str]:
+    """The section's part of ``make bench``'s report."""
+    if "skipped" in result:
+        return ["## Issue 15 — streaming tier", "", f"Not run: {result['skipped']}.", ""]
+    return [markdown(result)]
 
 
 if __name__ == "__main__":

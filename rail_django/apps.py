@@ -23,6 +23,7 @@ class RailDjangoConfig(AppConfig):
         auth_signals.user_logged_in.connect(auth.on_user_logged_in, dispatch_uid="rail_django.login")
         auth_signals.user_logged_out.connect(auth.on_user_logged_out, dispatch_uid="rail_django.logout")
         auth_signals.user_login_failed.connect(auth.on_user_login_failed, dispatch_uid="rail_django.login_failed")
+        auth.connect()
         dispatcher.on_sink_failure = raise_audit_failure_alert
         install_process_hooks()
         self._record_with_no_code()

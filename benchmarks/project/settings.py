@@ -28,6 +28,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # MD5 so that password hashing does not dominate the login scenarios.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The load scenario (benchmarks/load.py) runs several gunicorn workers: they share one Redis,
+# each variant under its own key prefix, so the failed-login counters are per host, not per worker.
+if os.environ.get("BENCH_CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": os.environ["BENCH_CACHE_URL"],
+                          "KEY_PREFIX": os.environ.get("BENCH_CACHE_PREFIX", "bench")}}
+# The load scenario's client sends X-Forwarded-For from 127.0.0.1, as a reverse proxy would:
+# each package is told, its documented way, to take the client address from that header.
+TRUSTED_PROXY = os.environ.get("BENCH_TRUSTED_PROXY")
 LOGIN_REDIRECT_URL = "/plain/"
 STATIC_URL = "/static/"
 
@@ -88,7 +97,9 @@ if VARIANT in ("rail", "rail-sync"):
     AUDIT_STORE_IN_FILE = os.environ.get("BENCH_FILE_SINK") == "1"
     AUDIT_LOG_FILE = WORK_DIR / f"audit-{os.getpid()}.log"
     # Each benchmark process its own journal: never replay another run's events into this database.
-    AUDIT_JOURNAL_DIR = WORK_DIR / f"journal-{os.getpid()}"
+    AUDIT_JOURNAL_DIR = Path(os.environ.get("BENCH_JOURNAL_DIR") or WORK_DIR / f"journal-{os.getpid()}")
+    if TRUSTED_PROXY:
+        RAIL_DJANGO_TRUSTED_PROXIES = [TRUSTED_PROXY]
     if os.environ.get("BENCH_BATCH_SIZE"):
         AUDIT_BATCH_SIZE = int(os.environ["BENCH_BATCH_SIZE"])
     if os.environ.get("BENCH_QUEUE_SIZE"):
@@ -100,12 +111,17 @@ if VARIANT in ("rail", "rail-sync"):
 elif VARIANT == "easy-audit":
     INSTALLED_APPS.append("easyaudit")
     MIDDLEWARE.append("easyaudit.middleware.easyaudit.EasyAuditMiddleware")
+    if TRUSTED_PROXY:
+        DJANGO_EASY_AUDIT_REMOTE_ADDR_HEADER = "HTTP_X_FORWARDED_FOR"
 elif VARIANT == "axes":
     INSTALLED_APPS.append("axes")
     MIDDLEWARE.append("axes.middleware.AxesMiddleware")
     AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
     # Never lock the benchmark user out: every failed login is then the same work.
     AXES_FAILURE_LIMIT = 10**9
+    if TRUSTED_PROXY:
+        # django-ipware is not installed: axes' documented hook for the client address instead.
+        AXES_CLIENT_IP_CALLABLE = "benchmarks.project.views.forwarded_client_ip"
 elif VARIANT == "auditlog":
     INSTALLED_APPS.append("auditlog")
     MIDDLEWARE.append("auditlog.middleware.AuditlogMiddleware")

@@ -49,3 +49,10 @@ def emit(request):
     if VARIANT == "bare":
         return JsonResponse({"event_id": None})
     return HttpResponse(status=404)
+
+
+def forwarded_client_ip(request) -> str | None:
+    """django-axes' ``AXES_CLIENT_IP_CALLABLE`` in the load scenario: the address the trusted proxy forwarded."""
+    if request.META.get("REMOTE_ADDR") == settings.TRUSTED_PROXY and request.META.get("HTTP_X_FORWARDED_FOR"):
+        return request.META["HTTP_X_FORWARDED_FOR"].rsplit(",", 1)[-1].strip()
+    return request.META.get("REMOTE_ADDR")

@@ -117,7 +117,18 @@ def _window_seconds() -> int:
     return max(1, int(get_config().alert_thresholds["suspicious_activity_window"]))
 
 
-def _increment(cache: BaseCache, key: str, timeout: int) -> int:
+def _increment(cache: BaseCache, key: str, timeout: int, *, known: bool = True) -> int:
+    """Add one to the bucket ``key``, creating it (with ``timeout``) when it does not exist.
+
+    ``known``: this process already counted in this bucket, so it most likely exists and ``incr``
+    goes first; otherwise ``add`` goes first, as a brute force from many addresses mostly meets
+    buckets nobody counted in yet: one cache call instead of a failed ``incr`` (with Django's
+    Redis cache, two round trips) and then ``add``.
+    """
+    if not known:
+        if cache.add(key, 1, timeout):
+            return 1
+        return int(cache.incr(key))  # it existed: another process counted first
     try:
         return int(cache.incr(key))
     except ValueError:  # the bucket does not exist yet
@@ -198,7 +209,12 @@ class FailedLoginCounter:
         width = window / SUB_BUCKETS
         current = int(now // width)
         bucket_timeout = math.ceil(window + width) + 1
-        counts = {pair: _increment(cache, f"{_base_key(*pair)}:{current}", bucket_timeout) for pair in pairs}
+        cache_id = id(cache)
+        counts = {}
+        for pair in pairs:
+            memo = self._bucket_memos.get((cache_id, *pair))
+            known = memo is not None and memo.bucket == current
+            counts[pair] = _increment(cache, f"{_base_key(*pair)}:{current}", bucket_timeout, known=known)
         memos = self._memos(cache, counts, current, window)
         tripped = []
         for (rule, key), count in counts.items():

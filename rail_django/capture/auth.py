@@ -11,9 +11,12 @@ what is stored.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db import router, transaction
+from django.db.models.signals import post_delete, post_migrate, post_save
 from django.utils.crypto import salted_hmac
 
 from rail_django.alerts import failed_logins as alerts
@@ -27,6 +30,12 @@ logger = logging.getLogger("rail_django.audit")
 #: Prefix of a stored username that is a keyed hash, not the text typed.
 HASH_PREFIX = "hash:"
 _HASH_SALT = "rail_django.capture.auth.attempted_username"
+#: Seconds this process reuses an answer of :func:`user_exists` (a brute force repeats its names);
+#: this process's own saves and deletes of users forget every answer at once.
+KNOWN_USERNAME_SECONDS = 60.0
+#: Answers kept at most; past that the memo starts again (a flood of unique names).
+KNOWN_USERNAME_MAX = 4096
+_known_usernames: dict[str, tuple[bool, float]] = {}
 
 
 def attempted_username(credentials: dict[str, Any] | None) -> str | None:
@@ -54,14 +63,46 @@ def username_hash(name: str) -> str:
 
 
 def user_exists(name: str) -> bool:
-    """Whether a user's ``USERNAME_FIELD`` equals ``name``, ignoring case (``False`` when the lookup fails)."""
+    """Whether a user's ``USERNAME_FIELD`` equals ``name``, ignoring case (``False`` when the lookup fails).
+
+    The answer is reused for :data:`KNOWN_USERNAME_SECONDS` (a brute force tries the same names
+    again and again: one query per name and minute instead of one per failed login), unless it
+    was read inside a transaction, which may still be rolled back. Saving or deleting a user in
+    this process forgets every answer; another process's change is seen within that delay, and
+    in the meantime a new user's name is stored as its hash, the cautious side.
+    """
+    now = time.monotonic()
+    known = _known_usernames.get(name)
+    if known is not None and now - known[1] < KNOWN_USERNAME_SECONDS:
+        return known[0]
     model = get_user_model()
     field = getattr(model, "USERNAME_FIELD", "username")
     try:
-        return model._default_manager.filter(**{f"{field}__iexact": name}).exists()
+        exists = model._default_manager.filter(**{f"{field}__iexact": name}).exists()
     except Exception:  # a database error must not fail the login; the hash is the safe answer
         logger.warning("Could not look up the attempted username; storing its hash", exc_info=True)
         return False
+    if transaction.get_autocommit(using=router.db_for_read(model)):
+        if len(_known_usernames) >= KNOWN_USERNAME_MAX:
+            _known_usernames.clear()
+        _known_usernames[name] = (exists, now)
+    return exists
+
+
+def forget_known_usernames(**kwargs: Any) -> None:
+    """Drop every remembered :func:`user_exists` answer (a user saved or deleted, a flush, a settings change)."""
+    _known_usernames.clear()
+
+
+def connect() -> None:
+    """Forget the remembered usernames whenever users may have changed (from ``AppConfig.ready``)."""
+    from django.core.signals import setting_changed
+
+    model = get_user_model()
+    post_save.connect(forget_known_usernames, sender=model, dispatch_uid="rail_django.known_usernames.save")
+    post_delete.connect(forget_known_usernames, sender=model, dispatch_uid="rail_django.known_usernames.delete")
+    post_migrate.connect(forget_known_usernames, dispatch_uid="rail_django.known_usernames.migrate")  # flush too
+    setting_changed.connect(forget_known_usernames, dispatch_uid="rail_django.known_usernames.settings")
 
 
 def stored_username(name: str | None) -> str | None:

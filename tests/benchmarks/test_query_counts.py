@@ -57,6 +57,17 @@ def test_failed_login_with_background_delivery_issues_only_django_s_own_query(
     assert audit_model.objects.filter(event_type="auth.login.failure").count() == 1
 
 
+@override_settings(SECURITY_EVENT_ASYNC=True)
+def test_a_username_tried_again_is_not_looked_up_again(client, user, django_assert_num_queries, audit_model):
+    # Issue 16: a brute force repeats its names; the "known" answer is remembered (capture.auth.user_exists).
+    client.post("/login/", {"username": "mallory", "password": "wrong-password-123"})
+    with django_assert_num_queries(1):  # Django's own user lookup only
+        response = client.post("/login/", {"username": "mallory", "password": "wrong-password-456"})
+    assert response.status_code == 200
+    assert security.flush(timeout=30)
+    assert audit_model.objects.filter(event_type="auth.login.failure").count() == 2
+
+
 def test_repeated_failed_logins_stay_bounded_when_the_alert_fires(
     client, user, settings, django_assert_max_num_queries, audit_model
 ):

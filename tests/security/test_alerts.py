@@ -200,6 +200,65 @@ def test_each_process_sees_the_others_failures_once_their_bucket_closes(settings
     assert [s["rule"] for s in signals] == ["failed_logins_per_ip"]
 
 
+def test_a_user_created_after_a_failed_login_is_stored_in_clear_at_once(client, settings, audit_model, django_user_model):
+    """The remembered "no such user" answer is forgotten when a user is saved (capture.auth.user_exists)."""
+    settings.AUDIT_ATTEMPTED_USERNAME = "known"
+    _fail(client, username="newcomer")
+    django_user_model.objects.create_user("newcomer", password="a-long-password-1")
+    _fail(client, username="newcomer")
+    stored = [row.additional_data["context"]["username_attempted"]
+              for row in audit_model.objects.filter(event_type="auth.login.failure").order_by("id")]
+    assert stored[0].startswith("hash:") and stored[1] == "newcomer"
+
+
+def test_a_username_answer_read_inside_a_transaction_is_not_remembered(django_assert_num_queries):
+    from django.db import transaction
+
+    from rail_django.capture import auth
+
+    with transaction.atomic():
+        assert auth.user_exists("ghost") is False
+    with django_assert_num_queries(1):  # read again: the first answer might have been rolled back
+        assert auth.user_exists("ghost") is False
+    with django_assert_num_queries(0):  # read in autocommit: remembered
+        assert auth.user_exists("ghost") is False
+
+
+class _CountingCache:
+    """Django's cache for one test, with each public call counted by name (issue 16: calls are round trips)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        method = getattr(self.inner, name)
+
+        def counted(*args, **kwargs):
+            self.calls.append(name)
+            return method(*args, **kwargs)
+        return counted
+
+
+def test_a_bucket_new_to_this_process_is_added_first_and_a_known_one_incremented(settings, monkeypatch):
+    """A brute force from many addresses meets new buckets: one ``add`` each, not a failed ``incr`` and an ``add``."""
+    settings.AUDIT_ALERT_THRESHOLDS = _thresholds()
+    counting = _CountingCache(caches["default"])
+    monkeypatch.setattr(alerts, "caches", {"default": counting})
+    worker, other = alerts.FailedLoginCounter(), alerts.FailedLoginCounter()
+    with time_machine.travel(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False):
+        worker.record_failure(client_ip="198.51.100.30", username=None)
+        assert counting.calls == ["add", "get_many"]  # new bucket; the window's closed buckets read once
+        counting.calls.clear()
+        worker.record_failure(client_ip="198.51.100.30", username=None)
+        assert counting.calls == ["incr"]  # this process counted here: the bucket exists
+        counting.calls.clear()
+        other.record_failure(client_ip="198.51.100.30", username=None)  # another process: add meets the bucket
+        assert counting.calls == ["add", "incr", "get_many"]
+        assert worker.record_failure(client_ip="198.51.100.30", username=None) == []
+    bucket = int(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc).timestamp() // 30)  # a tenth of the 300 s window
+    assert caches["default"].get(f"{alerts._base_key(alerts.RULE_PER_IP, '198.51.100.30')}:{bucket}") == 4
+
+
 def test_a_cleared_cache_is_noticed_and_counting_starts_again(client, settings, audit_model, signals):
     settings.AUDIT_ALERT_THRESHOLDS = _thresholds(per_ip=3)
     with time_machine.travel(datetime(2030, 1, 1, 0, 0, 1, tzinfo=timezone.utc), tick=False):
