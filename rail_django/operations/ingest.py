@@ -8,7 +8,8 @@ itself or another process) after the consumer's ``ack_wait``; the insert skips t
 
 While the database refuses a batch, ``ingest`` keeps the messages unacknowledged (telling JetStream it is
 still working on them), reconnects and retries with backoff: it catches up once the database is back.
-SIGTERM / SIGINT stop it after the batch in hand is stored and acknowledged.
+SIGTERM / SIGINT stop it after the batch in hand is stored and acknowledged (while the database is away,
+the batch is handed back to the stream unacknowledged instead, for the next ingest to store).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class IngestStats:
     stored: int = 0
     batches: int = 0
     rejected: int = 0
+    #: Messages handed back unstored (``nak``) because a stop was asked while the database was away.
+    returned: int = 0
     db_failures: int = 0
     pending: int | None = None
     started: float = field(default_factory=time.monotonic)
@@ -151,6 +154,7 @@ class Ingest:
                     last_report, reported = now, self.stats.stored
             if storing is not None:
                 await storing
+            await puller.give_back()
             await self._report(js, None, None)
             await client.flush()
         finally:
@@ -186,9 +190,17 @@ class Ingest:
                     logger.error("ingest: the database refused a batch of %d event(s) (%s: %s); retrying.",
                                  len(events), type(exc).__name__, exc)
                 await loop.run_in_executor(self._db, self._close_connection)
+                if self._stop is not None and self._stop.is_set():
+                    # Asked to stop while the database is away: hand the batch back to the stream at once
+                    # (another ingest, or the next start, stores it) rather than wait for the database.
+                    await asyncio.gather(*(m.nak() for m in good), return_exceptions=True)
+                    self.stats.returned += len(good)
+                    logger.warning("ingest: stopping; %d message(s) not stored were returned to the stream.",
+                                   len(good))
+                    return
                 # Tell JetStream these are still being worked on, so it does not hand them to another process.
                 await asyncio.gather(*(m.in_progress() for m in good), return_exceptions=True)
-                await self._sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)], interruptible=False)
+                await self._sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
                 attempt += 1
         for message in good:
             await message.ack()  # (buffered by the client, flushed together)
@@ -288,6 +300,14 @@ class _Puller:
             await asyncio.wait_for(self.wake.wait(), wait)
         except TimeoutError:
             pass
+
+    async def give_back(self) -> None:
+        """Hand the messages delivered but not taken back to the stream (``nak``): redelivered at once."""
+        left, self.buffer = self.buffer, []
+        for msg in left:
+            await msg.nak()
+        if left:
+            logger.warning("ingest: %d message(s) fetched but not stored were returned to the stream.", len(left))
 
     async def fetch(self, want: int, timeout: float) -> list[Any]:
         """Up to ``want`` messages: those available now, else whatever arrives within ``timeout`` seconds."""

@@ -92,7 +92,7 @@ async def ensure_stream(js: Any, config: StreamConfig) -> None:
 
 def journal_identity(config: StreamConfig) -> str:
     """The journal folder's name for this stream: events journaled for one stream are re-sent to it only."""
-    identity = "|".join([config.backend, ",".join(config.servers), config.stream, config.subject])
+    identity = "|".join([config.backend, ",".join(sorted(config.servers)), config.stream, config.subject])
     return "stream-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

@@ -109,7 +109,10 @@ def test_two_ingest_processes_share_the_stream(stream_settings, audit_model):
     try:
         for worker in workers:
             _read_start_line(worker)
-        ids = emit(3000)
+        ids = []
+        for _ in range(10):  # a flow, as from application servers, not one burst
+            ids += emit(300)
+            time.sleep(0.2)
         outputs = [worker.communicate(timeout=120) for worker in workers]
     finally:
         for worker in workers:
@@ -117,7 +120,7 @@ def test_two_ingest_processes_share_the_stream(stream_settings, audit_model):
                 worker.kill()
     assert [w.returncode for w in workers] == [0, 0], outputs
     counts = [_stored_by(out) for out, _ in outputs]
-    assert all(count > 0 for count in counts), counts  # both took a share
+    assert all(count > 0 for count in counts), (counts, outputs)  # both took a share
     assert sum(counts) == 3000
     assert stored_ids(audit_model) == set(ids)
     assert audit_model.objects.count() == 3000

@@ -154,3 +154,31 @@ def test_50000_events_survive_a_killed_nats_node_and_a_killed_ingest(
         emitted=len(ids), stored=loads.count(),
         note=f"{stored_at_kill} stored at the kill; 0 duplicated (event_id unique)",
     )
+
+
+def test_sigterm_while_the_database_is_unreachable_returns_the_batch_to_the_stream(stream_settings, audit_model):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    outage = _database_unreachable()
+    worker = start_ingest(stream_settings, "--batch", "100", **outage.env)
+    try:
+        _read_start_line(worker)
+        with outage:
+            ids = emit(500)
+            time.sleep(2)  # ingest holds a batch it cannot store
+            worker.send_signal(signal.SIGTERM)
+            out, err = worker.communicate(timeout=30)
+    finally:
+        outage.close()
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err[-2000:]
+    assert err.count("not stored were returned to the stream") >= 1
+    started = time.monotonic()
+    call_command("audit_management", "ingest", "--idle-exit", "2", stdout=StringIO())
+    # Redelivered at once (nak), not after the consumer's ack_wait (60 s) as a batch merely abandoned would be.
+    assert time.monotonic() - started < 30
+    assert stored_ids(audit_model) == set(ids)
+    assert audit_model.objects.count() == 500

@@ -42,3 +42,20 @@ def test_a_valid_stream_setting_replaces_the_database_sink(settings):
     assert StreamSink in kinds and DatabaseSink not in kinds
     settings.AUDIT_STREAM = None
     assert DatabaseSink in [type(s) for s in build_sinks(get_config())]
+
+
+def test_nats_is_not_imported_without_audit_stream():
+    """The client is imported lazily: a project without AUDIT_STREAM never loads nats-py."""
+    import subprocess
+    import sys
+
+    from tests.stream.conftest import ROOT
+
+    code = (
+        "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'tests.settings'; import django; "
+        "from django.conf import settings; settings.AUDIT_STORE_IN_DATABASE = False; django.setup(); "
+        "from rail_django.security import EventType, security; security.emit(EventType.DATA_READ); "
+        "security.flush(); print('nats' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr[-2000:]
