@@ -518,10 +518,21 @@ def expired(alias: str, table: str, cutoff: datetime) -> list[Partition]:
     return [p for p in partitions(alias, table) if not p.is_default and p.upper is not None and p.upper <= cutoff]
 
 
-def detach_and_drop(cursor: Any, table: str, name: str) -> None:
-    """DETACH then DROP one partition, inside the caller's :func:`locked` transaction."""
+def detach(cursor: Any, table: str, name: str) -> None:
+    """DETACH one partition, inside the caller's :func:`locked` transaction (its commit is quick: the
+    partition's files stay until :func:`drop_detached`)."""
     cursor.execute(f"ALTER TABLE {_q(table)} DETACH PARTITION {_q(name)}")
-    cursor.execute(f"DROP TABLE {_q(name)}")
+
+
+def drop_detached(alias: str, name: str) -> None:
+    """DROP a detached partition in its own transaction.
+
+    Releasing the disk space (unlinking the files, gigabytes for a large
+    partition) happens at this commit; no lock on the audit table is held
+    meanwhile, so writers and readers never wait for it.
+    """
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {_q(name)}")
 
 
 @contextmanager
