@@ -176,7 +176,7 @@ def partitions(alias: str, table: str) -> list[Partition]:
 
 def default_partition_rows(alias: str, table: str) -> int:
     """Rows in the default partition (exact count: it should be empty or tiny)."""
-    name = (table) + DEFAULT_SUFFIX
+    name = table + DEFAULT_SUFFIX
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [_q(name)])
         if not cursor.fetchone()[0]:
@@ -320,11 +320,10 @@ def _composite_name(table: str, column: str) -> str:
     return f"{table[:40]}_{column}_ts_uniq"
 
 
-def first_upper_bound(now: datetime, newest: datetime | None, interval: str) -> datetime:
-    """The legacy partition's upper bound: past every stored row and past the current interval, with at
-    least an hour to spare (rows written during the conversion must still fit)."""
-    moment = max(now, newest or now) + timedelta(hours=1)
-    return step(floor(moment, interval), interval)
+def first_upper_bound(now: datetime, interval: str) -> datetime:
+    """The legacy partition's upper bound: the end of the current interval, at least an hour away (rows
+    written during the conversion must still fit)."""
+    return step(floor(now + timedelta(hours=1), interval), interval)
 
 
 def convert(alias: str, table: str, settings: Settings, log: Any = None) -> str:
@@ -347,11 +346,9 @@ def convert(alias: str, table: str, settings: Settings, log: Any = None) -> str:
     if not connection.get_autocommit():
         raise PartitioningError("convert builds indexes CONCURRENTLY: run it outside a transaction")
     legacy = table + LEGACY_SUFFIX
+    ahead = table[:50] + "_ahead"
     with connection.cursor() as cursor:
-        cursor.execute("SET timezone = 'UTC'")
-        cursor.execute(f'SELECT max("timestamp") FROM {_q(table)}')
-        newest = cursor.fetchone()[0]
-        bound = first_upper_bound(datetime.now(UTC), newest, settings.interval)
+        bound = first_upper_bound(datetime.now(UTC), settings.interval)
         cursor.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
         say(f"Checking that every row is before {bound.isoformat()} (CHECK NOT VALID, then VALIDATE)")
         cursor.execute(
@@ -359,6 +356,13 @@ def convert(alias: str, table: str, settings: Settings, log: Any = None) -> str:
             f'ADD CONSTRAINT {_q(BOUND_CHECK)} CHECK ("timestamp" IS NOT NULL AND "timestamp" < %s) NOT VALID',
             [bound],
         )
+        # Rows stamped past the bound (a clock that ran ahead) wait in a side table and are inserted again
+        # through the partitioned table after the swap (a premade or the default partition takes them).
+        cursor.execute(f"DROP TABLE IF EXISTS {_q(ahead)}")
+        cursor.execute(f'CREATE TABLE {_q(ahead)} AS SELECT * FROM {_q(table)} WHERE "timestamp" >= %s', [bound])
+        if cursor.rowcount:
+            say(f"{cursor.rowcount} rows stamped after {bound.isoformat()} set aside until the swap")
+            cursor.execute(f'DELETE FROM {_q(table)} WHERE "timestamp" >= %s', [bound])
         cursor.execute("SET lock_timeout = 0")
         cursor.execute(f"ALTER TABLE {_q(table)} VALIDATE CONSTRAINT {_q(BOUND_CHECK)}")
         for column in ("id", "event_id", "chain_sequence"):
@@ -412,6 +416,10 @@ def convert(alias: str, table: str, settings: Settings, log: Any = None) -> str:
     premaker.reset()
     created, _ = premake(alias, table, settings)
     say(f"Premade {len(created)} partitions: {', '.join(created) or 'none'}")
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
+        columns = ", ".join(_q(c) for c in _columns(cursor, ahead))
+        cursor.execute(f"INSERT INTO {_q(table)} ({columns}) SELECT {columns} FROM {_q(ahead)}")
+        cursor.execute(f"DROP TABLE {_q(ahead)}")
     return legacy
 
 
