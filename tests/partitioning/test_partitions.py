@@ -215,3 +215,18 @@ def test_bad_flags_are_one_line_errors(partitioned):
         partitions_cmd("drop")
     with pytest.raises(CommandError):
         partitions_cmd("drop", "--older-than-days", "0")
+
+
+def test_a_drop_that_cannot_lock_the_table_in_time_changes_nothing(partitioned_long_ago, settings):
+    """A long reader holds the audit table: DETACH gives up after the lock timeout with one line; nothing dropped."""
+    import psycopg
+
+    db = settings.DATABASES["default"]
+    before = [p.name for p in ops.status()]
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=connection.settings_dict["NAME"]) as reader:
+        reader.execute(f"SELECT count(*) FROM {TABLE}")  # its transaction stays open: ACCESS SHARE held
+        with pytest.raises(CommandError, match=r"stayed locked past 2000 ms .* nothing was changed"):
+            partitions_cmd("drop", "--older-than-days", "30")
+        reader.rollback()
+    assert [p.name for p in ops.status()] == before
+    assert "Dropped partition" in partitions_cmd("drop", "--older-than-days", "30")
