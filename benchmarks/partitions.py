@@ -187,6 +187,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "partition_bytes": size,
             "partition_fill_s": filled,
             "drop_s": drop_s,
+            "drop_detach_s": dropped[0].detach_seconds,
+            "drop_files_s": dropped[0].drop_seconds,
             "cleanup_baseline": baseline,
             "cleanup_extrapolated_s": extrapolated,
             "drop_speedup": extrapolated / drop_s,
@@ -207,7 +209,11 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "| measure | figure |",
         "|---|---|",
         f"| `partitions drop` of one day partition, {result['partition_rows']:,} rows, "
-        f"{result['partition_bytes'] / 2**30:.2f} GiB with indexes | **{result['drop_s'] * 1000:.0f} ms** |",
+        f"{result['partition_bytes'] / 2**30:.2f} GiB with indexes: the audit table locked (lock, anchor, DETACH) | "
+        f"**{result['drop_detach_s'] * 1000:.0f} ms** |",
+        f"| ... then DROP in its own transaction (the files deleted; no lock on the audit table) | "
+        f"{result['drop_files_s'] * 1000:.0f} ms |",
+        f"| ... the whole `drop` call | {result['drop_s'] * 1000:.0f} ms |",
         f"| today's batched `cleanup`, {base['rows']:,} expired rows, unpartitioned | {base['seconds']:.1f} s "
         f"({base['rows_per_s']:,.0f} rows/s) |",
         f"| the same cleanup extrapolated to {result['partition_rows']:,} rows | {result['cleanup_extrapolated_s']:.0f} s "

@@ -9,6 +9,7 @@ anchor (so ``verify`` still passes), and each drop is recorded as one
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,10 @@ class Dropped:
     #: Rows written to the archive (None: no archive asked for).
     archived: int | None
     archive: str | None
+    #: Seconds of the DETACH transaction (archive, anchor, DETACH): the only part that locks the audit table.
+    detach_seconds: float = 0.0
+    #: Seconds of the DROP (the files deleted), with no lock on the audit table.
+    drop_seconds: float = 0.0
 
 
 def _alias() -> str:
@@ -113,7 +118,10 @@ def drop_older_than(
     Per partition, in one transaction that stops writes to that partition only
     (SHARE lock): archive its rows as JSON lines to ``archive/<partition>.jsonl``
     (mode 0600, replaced atomically), move the integrity anchor to its last
-    sealed row, DETACH and DROP it.
+    sealed row, DETACH it; then DROP it in a transaction of its own, so the
+    audit table is not locked while the files are deleted. (A process killed
+    between the two leaves the detached table behind, outside the audit
+    table: drop it by hand.)
     """
     alias = _alias()
     if not parts.is_partitioned(alias, audit_table()):
@@ -131,6 +139,7 @@ def drop_older_than(
         rows = stored_events().filter(timestamp__lt=partition.upper)
         if partition.lower is not None:
             rows = rows.filter(timestamp__gte=partition.lower)
+        started = time.perf_counter()
         try:
             with parts.locked(alias, table, partition.name) as cursor:
                 count = path = None
@@ -138,11 +147,14 @@ def drop_older_than(
                     path = str(folder / f"{partition.name}.jsonl")
                     count = _archive(rows, path)
                 record_anchor(rows, alias=alias)  # with AUDIT_INTEGRITY_KEY: the rest of the chain still verifies
-                parts.detach_and_drop(cursor, table, partition.name)
+                parts.detach(cursor, table, partition.name)
         except OperationalError as exc:
             raise _lock_error(exc) from exc
+        detached = time.perf_counter()
+        parts.drop_detached(alias, partition.name)
         assert partition.upper is not None
-        dropped.append(Dropped(partition.name, partition.lower, partition.upper, count, path))
+        dropped.append(Dropped(partition.name, partition.lower, partition.upper, count, path,
+                               detached - started, time.perf_counter() - detached))
         if log:
             log(f"Dropped partition {partition.name}" + (f" ({count} rows archived to {path})" if path else ""))
     if record and dropped:

@@ -27,6 +27,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def assert_plain_table_as_migrated() -> None:
+    """One plain table with its primary key, its two unique constraints and an identity id, as 0001-0004 make it."""
+    assert relkind() == "r"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT contype, count(*) FROM pg_constraint WHERE conrelid = %s::regclass AND contype IN ('p', 'u') "
+            "GROUP BY 1 ORDER BY 1", [TABLE],
+        )
+        assert cursor.fetchall() == [("p", 1), ("u", 2)]
+        cursor.execute("SELECT attidentity FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'id'", [TABLE])
+        assert cursor.fetchone()[0] == "d"
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname ~ %s", [f"^{TABLE}_(p[0-9]{{4}}|default|legacy|ahead)"])
+        assert cursor.fetchone()[0] == 0, "a partition was left behind"
+
+
 def relkind(table: str = TABLE) -> str | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table])
@@ -59,7 +74,7 @@ def partitioned_long_ago(settings):
     premaker.reset()
     if relkind() == "p":
         partitions_cmd("revert")
-    assert relkind() == "r"
+    assert_plain_table_as_migrated()
 
 
 @pytest.fixture
@@ -71,7 +86,4 @@ def partitioned(partitioning_on):
     yield
     if relkind() == "p":
         partitions_cmd("revert")
-    assert relkind() == "r"
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_class WHERE relname ~ %s", [f"^{TABLE}_(p[0-9]{{4}}|default|legacy)"])
-        assert cursor.fetchone()[0] == 0, "a partition was left behind"
+    assert_plain_table_as_migrated()

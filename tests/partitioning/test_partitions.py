@@ -45,13 +45,15 @@ def _event(when: datetime, event_id=None) -> SecurityEvent:
 
 def test_convert_attaches_the_table_unrewritten_and_revert_restores_it(partitioning_on, audit_model):
     old = [event_row(audit_model, age=timedelta(days=d)) for d in (400, 40, 1)]
-    audit_model.objects.bulk_create(old)
+    ahead = event_row(audit_model, age=-timedelta(days=90))  # a clock far ahead
+    audit_model.objects.bulk_create([*old, ahead])
     file_before = _filenode(TABLE)
     out = partitions_cmd("convert")
     assert "becomes partition rail_django_auditeventmodel_legacy" in out
     assert relkind() == "p" and relkind(TABLE + "_legacy") == "r"
     assert _filenode(TABLE + "_legacy") == file_before  # the very same file: attached, not rewritten
     assert {_where(row.event_id) for row in old} == {TABLE + "_legacy"}
+    assert _where(ahead.event_id) == TABLE + "_default"  # set aside, then inserted through the partitioned table
     # The model's index names now belong to the partitioned table (later migrations refer to them).
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass", [TABLE])
@@ -63,19 +65,19 @@ def test_convert_attaches_the_table_unrewritten_and_revert_restores_it(partition
     assert newest.id > max(row.id for row in audit_model.objects.filter(event_id__in=[r.event_id for r in old]))
 
     status = partitions_cmd("status")
-    assert "MINVALUE .." in status and "_default  DEFAULT" in status and "0 rows in the default partition." in status
+    assert "MINVALUE .." in status and "_default  DEFAULT" in status and "1 rows in the default partition." in status
 
     out = partitions_cmd("revert")
     assert "one plain table again" in out
     assert relkind() == "r" and relkind(TABLE + "_legacy") is None
     assert _filenode(TABLE) == file_before
-    assert audit_model.objects.count() == 4
+    assert audit_model.objects.count() == 5
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass", [TABLE])
         names = {row[0] for row in cursor.fetchall()}
     assert {index.name for index in audit_model._meta.indexes} <= names
     security.emit(EventType.DATA_READ)  # the identity continues past every copied id
-    assert audit_model.objects.count() == 5
+    assert audit_model.objects.count() == 6
 
 
 def test_convert_twice_and_revert_of_a_plain_table_are_one_line_errors(partitioned):
@@ -213,3 +215,18 @@ def test_bad_flags_are_one_line_errors(partitioned):
         partitions_cmd("drop")
     with pytest.raises(CommandError):
         partitions_cmd("drop", "--older-than-days", "0")
+
+
+def test_a_drop_that_cannot_lock_the_table_in_time_changes_nothing(partitioned_long_ago, settings):
+    """A long reader holds the audit table: DETACH gives up after the lock timeout with one line; nothing dropped."""
+    import psycopg
+
+    db = settings.DATABASES["default"]
+    before = [p.name for p in ops.status()]
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=connection.settings_dict["NAME"]) as reader:
+        reader.execute(f"SELECT count(*) FROM {TABLE}")  # its transaction stays open: ACCESS SHARE held
+        with pytest.raises(CommandError, match=r"stayed locked past 2000 ms .* nothing was changed"):
+            partitions_cmd("drop", "--older-than-days", "30")
+        reader.rollback()
+    assert [p.name for p in ops.status()] == before
+    assert "Dropped partition" in partitions_cmd("drop", "--older-than-days", "30")
