@@ -40,6 +40,9 @@ ACK_WAIT_SECONDS = 60.0
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 #: Seconds one fetch waits for messages.
 FETCH_TIMEOUT = 1.0
+#: Seconds ingest keeps asking for the stream and its consumer at start-up: a cluster that has just
+#: (re)started answers JetStream API requests with timeouts or 503 until its leaders are elected.
+STARTUP_SECONDS = 60.0
 
 
 @dataclass
@@ -117,8 +120,7 @@ class Ingest:
             raise IngestError(f"cannot reach NATS at {', '.join(self.config.servers)} ({type(exc).__name__}: {exc})") from exc
         try:
             js = client.jetstream(timeout=max(5.0, self.config.publish_timeout))
-            await ensure_stream(js, self.config)
-            await self._ensure_consumer(js)
+            await self._set_up(js)
             puller = _Puller(client, self.config.stream, self.config.durable)
             await puller.start()
             self.report(f"ingest: consuming stream {self.config.stream} as {self.config.durable} "
@@ -235,6 +237,24 @@ class Ingest:
             await asyncio.wait_for(self._stop.wait(), seconds)
         except TimeoutError:
             pass
+
+    async def _set_up(self, js: Any) -> None:
+        """The stream and the durable consumer, asked for again while the cluster cannot answer yet."""
+        from nats.errors import TimeoutError as NatsTimeout
+        from nats.js.errors import ServiceUnavailableError
+
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                await ensure_stream(js, self.config)
+                await self._ensure_consumer(js)
+                return
+            except (NatsTimeout, ServiceUnavailableError, TimeoutError) as exc:
+                if time.monotonic() >= deadline or (self._stop is not None and self._stop.is_set()):
+                    raise IngestError(f"JetStream did not answer for stream {self.config.stream} within "
+                                      f"{STARTUP_SECONDS:.0f} s ({type(exc).__name__}: {exc})") from exc
+                logger.warning("ingest: JetStream is not answering yet (%s); asking again.", type(exc).__name__)
+                await self._sleep(1.0)
 
     async def _ensure_consumer(self, js: Any) -> None:
         """The durable pull consumer every ``ingest`` shares: created when missing (explicit acks)."""

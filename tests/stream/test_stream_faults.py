@@ -182,3 +182,31 @@ def test_sigterm_while_the_database_is_unreachable_returns_the_batch_to_the_stre
     assert time.monotonic() - started < 30
     assert stored_ids(audit_model) == set(ids)
     assert audit_model.objects.count() == 500
+
+
+def test_ingest_started_before_the_cluster_has_a_quorum_waits_for_it(stream_settings, nats_cluster, audit_model):
+    """A cluster that has just (re)started answers JetStream requests with timeouts until its leaders are
+    elected: ingest keeps asking (up to STARTUP_SECONDS) instead of dying with a traceback."""
+    nats_cluster.kill(1)
+    nats_cluster.kill(2)  # node 0 alone: connections succeed, JetStream has no quorum
+    worker = None
+    try:
+        worker = start_ingest(stream_settings, "--max-events", "50", "--batch", "50")
+        time.sleep(4)
+        assert worker.poll() is None, worker.communicate()  # still waiting, not dead
+        nats_cluster.start(1)
+        nats_cluster.start(2)
+        nats_cluster.wait_ready(60)
+        _read_start_line(worker)
+        ids = emit(50)
+        out, err = worker.communicate(timeout=120)
+    finally:
+        if nats_cluster.processes[1] is None:
+            nats_cluster.start(1)
+        if nats_cluster.processes[2] is None:
+            nats_cluster.start(2)
+        nats_cluster.wait_ready(60)
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    assert stored_ids(audit_model) == set(ids)
