@@ -24,9 +24,11 @@ from the environment (``BENCH_ROUNDS``, ``BENCH_BATCHES``, ``BENCH_SCALE``,
 Sections after the throughput tasks (:data:`SECTIONS`), each run in a full run: ``load``
 (``benchmarks/load.py``: the project under gunicorn, normal traffic and a brute-force burst; needs Redis on
 127.0.0.1:6379), ``partitions`` (``benchmarks/partitions.py``: dropping a partition against batched cleanup,
-insert rate partitioned against plain; needs PostgreSQL; rows from ``BENCH_PARTITION_ROWS``, 10,000,000)
-and ``stream`` (``benchmarks/stream.py``: app -> NATS JetStream R3 -> ingest -> PostgreSQL, and the stream
-sink's request cost; needs nats-server and PostgreSQL; events from ``BENCH_STREAM_EVENTS``, 100,000).
+insert rate partitioned against plain; needs PostgreSQL; rows from ``BENCH_PARTITION_ROWS``, 10,000,000),
+``stream`` (``benchmarks/stream.py``: app -> NATS JetStream R3 -> ingest -> PostgreSQL, and the stream
+sink's request cost; needs nats-server and PostgreSQL; events from ``BENCH_STREAM_EVENTS``, 100,000), and
+``tracking`` (``benchmarks/tracking.py``: model change tracking against django-auditlog,
+django-simple-history and django-pghistory; flags from ``BENCH_TRACKING_ARGS``).
 ``--sections`` picks them (``--sections none`` for none; ``--smoke`` runs none unless named). A section whose
 server is missing is reported as not run, with the reason.
 """
@@ -60,7 +62,10 @@ from benchmarks.requests_worker import SCENARIOS  # noqa: E402
 #: Sections run after the throughput tasks, in this order: ``name -> module``. Each module has
 #: ``section(smoke: bool) -> dict`` (runs it, prints progress on stderr) and
 #: ``section_markdown(result: dict) -> list[str]`` (its part of the report, from a ``## `` heading).
-SECTIONS = {"load": "benchmarks.load", "partitions": "benchmarks.partitions", "stream": "benchmarks.stream"}
+SECTIONS = {
+    "load": "benchmarks.load", "partitions": "benchmarks.partitions", "stream": "benchmarks.stream",
+    "tracking": "benchmarks.tracking",
+}
 
 REFERENCE_PACKAGES = {"easy-audit": "easyaudit", "axes": "axes", "auditlog": "auditlog"}
 CORE_VARIANTS = ["bare", "rail", "rail-sync"]

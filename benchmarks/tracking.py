@@ -359,5 +359,24 @@ def main(argv: list[str] | None = None) -> None:
         Path(opts.markdown).write_text(text + "\n")
 
 
+def section(smoke: bool) -> dict[str, Any]:
+    """``make bench``'s tracking section (``benchmarks/run.py``), in a process of its own (it starts Django);
+    flags from ``BENCH_TRACKING_ARGS``."""
+    import shlex
+    import tempfile
+
+    argv = shlex.split(os.environ.get("BENCH_TRACKING_ARGS", "")) + (["--smoke"] if smoke else [])
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "tracking.json"
+        subprocess.run([sys.executable, __file__, "run", *argv, "--json", str(out)], check=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+        return json.loads(out.read_text())
+
+
+def section_markdown(result: dict[str, Any]) -> list[str]:
+    """The section's part of ``make bench``'s report."""
+    return ["## Model change tracking (`benchmarks/tracking.py`)", "", markdown(result), ""]
+
+
 if __name__ == "__main__":
     main()
