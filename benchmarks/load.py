@@ -128,25 +128,21 @@ def variant_env(variant: str, db: str, db_name: str, work: Path, prefix: str, re
     }
 
 
+def drop_database(db: str, name: str, *, recreate: bool = False) -> None:
+    """Remove the variant's database (a SQLite file, or a PostgreSQL database); ``recreate`` makes it anew."""
+    if db != "postgresql":
+        Path(name).unlink(missing_ok=True)
+        return
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if recreate:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def create_database(db: str, name: str) -> None:
-    if db != "postgresql":
-        Path(name).unlink(missing_ok=True)
-        return
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(db: str, name: str) -> None:
-    if db != "postgresql":
-        Path(name).unlink(missing_ok=True)
-        return
-    import psycopg
-
-    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(db, name, recreate=True)
 
 
 def run_django(command: str, env: dict[str, str]) -> dict[str, Any]:

@@ -80,6 +80,7 @@ class Ingest:
         idle_exit: float | None = None,
         report_every: float = 10.0,
         report: Callable[[str], None] | None = None,
+        partitioning: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.alias = alias
@@ -89,7 +90,7 @@ class Ingest:
         self.report_every = report_every
         self.report = report or logger.info
         self.stats = IngestStats()
-        self.sink = DatabaseSink(alias, get_config().partitioning)  # premakes partitions like the in-process writer
+        self.sink = DatabaseSink(alias, partitioning)  # premakes partitions like the in-process writer
         self._stop: asyncio.Event | None = None
         # One thread for the database: Django's connection is per thread, and the ORM refuses an event loop.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rail-django-ingest-db")
@@ -354,4 +355,4 @@ def run_ingest(
     if config.stream is None:
         raise IngestError("AUDIT_STREAM is not set: there is no stream to ingest.")
     return Ingest(config.stream, config.database_alias, batch=batch, max_events=max_events, idle_exit=idle_exit,
-                  report_every=report_every, report=report).run()
+                  report_every=report_every, report=report, partitioning=config.partitioning).run()

@@ -59,3 +59,20 @@ def test_nats_is_not_imported_without_audit_stream():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr[-2000:]
+
+
+def test_ingest_writes_through_a_database_sink_that_premakes_partitions(settings, monkeypatch):
+    """With AUDIT_PARTITIONING, ingest's database sink premakes partitions like the in-process writer's."""
+    from django.db import connection
+
+    from rail_django.operations import ingest
+
+    if connection.vendor != "postgresql":  # elsewhere the setting is refused (E092) and reads as off
+        pytest.skip("PostgreSQL feature: runs in the PostgreSQL pass")
+
+    settings.AUDIT_STREAM = GOOD
+    settings.AUDIT_PARTITIONING = {"interval": "day", "premake": 2}
+    monkeypatch.setattr(ingest.Ingest, "run", lambda self: self.sink)
+    sink = ingest.run_ingest()
+    assert isinstance(sink, DatabaseSink)
+    assert (sink.partitioning.interval, sink.partitioning.premake) == ("day", 2)
