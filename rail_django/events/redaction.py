@@ -159,6 +159,8 @@ class Redactor:
         ]
         self._text_pattern = re.compile("|".join(parts), re.IGNORECASE)
         self._sensitive_keys: dict[str, bool] = {}
+        # str key -> (stored name, names a secret): the same keys come back in every event.
+        self._clean_keys: dict[str, tuple[str, bool]] = {}
 
     def is_sensitive_key(self, key: Any) -> bool:
         """Whether ``key`` names a secret: a configured word inside it, case and separators ignored."""
@@ -209,8 +211,22 @@ class Redactor:
             scrubbed = scrubbed[:MAX_STRING_LENGTH] + _TRUNCATED
         return scrubbed
 
+    def _clean_key(self, key: Any) -> tuple[str, bool]:
+        """``(stored name, whether the key names a secret)`` of one mapping key."""
+        known = self._clean_keys.get(key) if key.__class__ is str else None
+        if known is not None:
+            return known
+        key_text = _as_text(key)
+        name = self.scrub_text(key_text[:MAX_KEY_LENGTH])[:MAX_KEY_LENGTH]
+        known = (name, self.is_sensitive_key(key_text))  # the whole key: a cut must not hide "password"
+        if key.__class__ is str and len(self._clean_keys) < _KEY_CACHE_SIZE and len(key) <= MAX_KEY_LENGTH:
+            self._clean_keys[key] = known
+        return known
+
     def clean(self, value: Any, depth: int = 0) -> Any:
         """Return ``value`` JSON-safe, size-bounded and with secrets masked."""
+        if value.__class__ is str:  # the common case first
+            return self.scrub_text(value)
         if value is None or isinstance(value, bool):
             return value
         if isinstance(value, int):
@@ -232,9 +248,7 @@ class Redactor:
                 if index >= MAX_ITEMS:
                     cleaned["…"] = f"[{len(value) - MAX_ITEMS} more items]"
                     break
-                key_text = _as_text(key)
-                name = self.scrub_text(key_text[:MAX_KEY_LENGTH])[:MAX_KEY_LENGTH]
-                sensitive = self.is_sensitive_key(key_text)  # the whole key: a cut must not hide "password"
+                name, sensitive = self._clean_key(key)
                 cleaned[name] = self.mask if sensitive else self.clean(item, depth + 1)
             return cleaned
         if isinstance(value, (list, tuple, set, frozenset)):

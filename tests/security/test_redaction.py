@@ -179,3 +179,17 @@ def test_a_huge_key_is_judged_whole_and_in_linear_time():
     cleaned = redact({"Ab" * 200_000 + "_pin": "1234", "x" * 400_000 + "shipping": "kept"})
     assert time.perf_counter() - started < 5  # a hang guard, not a measurement
     assert list(cleaned.values()) == [MASK, "kept"]
+
+
+def test_keys_seen_before_are_judged_the_same_way_again():
+    # Keys are remembered per redactor: the second event with the same keys must be masked alike,
+    # keys that are not plain str (ints, str subclasses) and keys that hold secret text included.
+    class Name(str):
+        pass
+
+    redactor = Redactor(["password"], MASK)
+    for _ in range(3):
+        assert redactor.clean({"password": "a", "note": "b", 7: "c", Name("Password2"): "d", "k=token:x": 1}) == {
+            "password": MASK, "note": "b", "7": "c", "Password2": MASK, "k=token:x": 1,
+        }
+    assert Redactor(["note"], MASK).clean({"password": "a", "note": "b"}) == {"password": "a", "note": MASK}
