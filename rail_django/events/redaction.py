@@ -102,6 +102,19 @@ class _KeyMatcher:
         self._raw = tuple(sorted(raw))
         self._segment_words = tuple(sorted(segment_words))
 
+    def may_occur_in(self, lowered: str) -> bool:
+        """False only when no key inside ``lowered`` (lower-cased text) can name a secret.
+
+        Every key this matcher accepts holds one of its words in its flat form, and a
+        key's flat form is a substring of the whole text's flat form.
+        """
+        flat = _SEPARATORS.sub("", lowered)
+        return (
+            any(word in flat for word in self._substrings)
+            or any(word in lowered for word in self._raw)
+            or any("".join(parts) in flat for parts in self._segment_words)
+        )
+
     def __call__(self, name: str) -> bool:
         lowered = name.lower()
         flat = _SEPARATORS.sub("", lowered)
@@ -119,19 +132,21 @@ class _KeyMatcher:
         )
 
 
-def _may_hold_secret(text: str) -> bool:
-    """False only when the text pattern cannot match ``text``, so the scan can be skipped.
+def _may_hold_secret(text: str, matcher: _KeyMatcher) -> bool:
+    """False only when nothing in ``text`` can be masked, so the scan can be skipped.
 
-    Every alternative of the pattern needs ``=`` or ``:``, a scheme word or
-    ``eyJ`` (case-insensitively). Non-ASCII text is always scanned: Unicode
-    case folding lets characters such as ``ſ`` or ``ı`` match ASCII letters.
+    The scheme and JWT alternatives need a scheme word or ``eyJ``, the URL pass
+    ``://``, and a ``key=value`` / ``key: value`` pair needs ``=`` or ``:`` and
+    a key holding a configured word (an ISO timestamp or "Order #3: paid" has
+    none). Non-ASCII text is always scanned: Unicode case folding lets
+    characters such as ``ſ`` or ``ı`` match ASCII letters.
     """
     if not text.isascii():
         return True
-    if "=" in text or ":" in text:
-        return True
     lowered = text.lower()
-    return "eyj" in lowered or "bearer" in lowered or "basic" in lowered or "digest" in lowered
+    if "eyj" in lowered or "bearer" in lowered or "basic" in lowered or "digest" in lowered or "://" in text:
+        return True
+    return ("=" in text or ":" in text) and matcher.may_occur_in(lowered)
 
 
 class Redactor:
@@ -185,7 +200,7 @@ class Redactor:
             text = text.replace("\x00", "\ufffd")
         if not text.isascii() and _SURROGATE.search(text):
             text = _SURROGATE.sub("\ufffd", text)
-        if not _may_hold_secret(text):
+        if not _may_hold_secret(text, self._matches_key):
             return text
         if "://" in text:
             text = self._url_password.sub(lambda m: f"{m.group('url')}{self.mask}@", text)

@@ -193,3 +193,22 @@ def test_keys_seen_before_are_judged_the_same_way_again():
             "password": MASK, "note": "b", "7": "c", "Password2": MASK, "k=token:x": 1,
         }
     assert Redactor(["note"], MASK).clean({"password": "a", "note": "b"}) == {"password": "a", "note": MASK}
+
+
+@pytest.mark.parametrize("text", ["2026-12-03T16:00:00.123456+00:00", "Order #3: paid", "a=1&b=2", "ratio: 1.5"])
+def test_text_with_no_configured_word_skips_the_scan(text):
+    from rail_django.events.redaction import _may_hold_secret
+
+    redactor = Redactor(["password", "=pin"], MASK)
+    assert not _may_hold_secret(text, redactor._matches_key)
+    assert redactor.scrub_text(text) == text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("user_pin: 1234", f"user_pin: {MASK}"),
+    ("x=1 PassWord = hunter2", f"x=1 PassWord = {MASK}"),
+    ("see https://u:hunter2@example.com", f"see https://u:{MASK}@example.com"),
+    ("Authorization Bearer abcdef123456", f"Authorization Bearer {MASK}"),
+])
+def test_text_with_a_configured_word_is_still_scanned(text, expected):
+    assert Redactor(["password", "=pin"], MASK).scrub_text(text) == expected
