@@ -101,6 +101,9 @@ class _KeyMatcher:
         self._substrings = tuple(sorted(substrings))
         self._raw = tuple(sorted(raw))
         self._segment_words = tuple(sorted(segment_words))
+        # One C-level search for "does any word occur in this flat text" (see may_occur_in).
+        flat_words = sorted({*substrings, *("".join(parts) for parts in segment_words)})
+        self._flat_words = re.compile("|".join(map(re.escape, flat_words))) if flat_words else None
 
     def may_occur_in(self, lowered: str) -> bool:
         """False only when no key inside ``lowered`` (lower-cased text) can name a secret.
@@ -108,12 +111,9 @@ class _KeyMatcher:
         Every key this matcher accepts holds one of its words in its flat form, and a
         key's flat form is a substring of the whole text's flat form.
         """
-        flat = _SEPARATORS.sub("", lowered)
-        return (
-            any(word in flat for word in self._substrings)
-            or any(word in lowered for word in self._raw)
-            or any("".join(parts) in flat for parts in self._segment_words)
-        )
+        if self._raw and any(word in lowered for word in self._raw):
+            return True
+        return self._flat_words is not None and self._flat_words.search(_SEPARATORS.sub("", lowered)) is not None
 
     def __call__(self, name: str) -> bool:
         lowered = name.lower()
