@@ -117,6 +117,51 @@ def fill_partition(rows: int, settings: Any) -> tuple[str, datetime, float]:
     return name, end, time.perf_counter() - started
 
 
+class StatementTimer:
+    """A documented ``connection.execute_wrapper``: each statement of the drop and its seconds."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, float]] = []
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.statements.append((" ".join(sql.split())[:90], time.perf_counter() - started))
+
+
+def start_strace(pid: int, path: Path) -> Any:
+    """``strace -T`` on one PostgreSQL backend: the file system calls of the drop, each with its duration."""
+    import shutil
+    import subprocess
+
+    if shutil.which("strace") is None:
+        return None
+    process = subprocess.Popen(["strace", "-q", "-T", "-e", "trace=unlink,unlinkat,ftruncate,truncate,fsync,fdatasync,"
+                                "openat,close,write,pwrite64,sync_file_range,rename", "-p", str(pid), "-o", str(path)],
+                               stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached
+    return process
+
+
+def strace_summary(path: Path) -> dict[str, Any]:
+    """Seconds and count per system call, and the slowest calls, from ``strace -T`` output."""
+    import re
+
+    calls: dict[str, list[float]] = {}
+    slowest: list[tuple[float, str]] = []
+    for line in path.read_text().splitlines():
+        match = re.match(r"(\w+)\((.*)\) += .*<([\d.]+)>$", line)
+        if match:
+            seconds = float(match.group(3))
+            calls.setdefault(match.group(1), []).append(seconds)
+            slowest.append((seconds, f"{match.group(1)}({match.group(2)[:70]})"))
+    slowest.sort(reverse=True)
+    return {"calls": {name: {"count": len(v), "seconds": round(sum(v), 4)} for name, v in calls.items()},
+            "slowest": [[round(seconds, 4), call] for seconds, call in slowest[:8]]}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     stamp = os.getpid()
     plain, partitioned = f"rail_django_bench_plain_{stamp}", f"rail_django_bench_part_{stamp}"
@@ -126,14 +171,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         start_django(plain, partitioned)
         from django.db import connections
-        from django.test import override_settings
 
         from rail_django import partitioning as parts
-        from rail_django.operations import partitions as ops
 
         setting = {"interval": "day", "premake": 4}
         parts.convert("partitioned", TABLE, parts.settings_from(setting))
 
+        if args.drop_only:
+            return drop_large_partition(args, setting)
         # 1. insert throughput, interleaved. "steady": rows of a premade partition (the usual case);
         # "legacy": rows of the legacy partition, which until its range ends also keeps the old table's
         # unique indexes beside the (column, timestamp) ones.
@@ -156,23 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         baseline = cleanup_rate(args.cleanup_rows)
 
         # 3. drop of one large partition through the command's code path
-        name, upper, filled = fill_partition(args.rows, setting)
-        with connections["partitioned"].cursor() as cursor:
-            cursor.execute(f'SELECT count(*) FROM "{name}"')
-            counted = cursor.fetchone()[0]
-            cursor.execute(f"SELECT pg_total_relation_size('\"{name}\"')")
-            size = cursor.fetchone()[0]
-        with connections["partitioned"].cursor() as cursor:
-            # An old partition has long been vacuumed and checkpointed: the drop is timed without the fill's
-            # autovacuum (its lock would make the drop wait) or its checkpoint competing for the disk.
-            cursor.execute(f'VACUUM ANALYZE "{name}"')
-            cursor.execute("CHECKPOINT")
-        with override_settings(AUDIT_DATABASE_ALIAS="partitioned"):
-            earlier = ops.drop_older_than(1, record=False, cutoff=upper - timedelta(days=1))  # the empty ones first
-            started = time.perf_counter()
-            dropped = ops.drop_older_than(1, record=False, cutoff=upper)
-            drop_s = time.perf_counter() - started
-        assert [d.name for d in dropped] == [name], (dropped, earlier)
+        drop = drop_large_partition(args, setting)
         extrapolated = args.rows / baseline["rows_per_s"]
         return {
             "task": "partitions",
@@ -183,15 +212,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "insert_ratio_legacy_to_plain": statistics.median(legacy_ratios),
             "insert_ratio_legacy_range": [min(legacy_ratios), max(legacy_ratios)],
             "events_per_round": args.events,
-            "partition_rows": counted,
-            "partition_bytes": size,
-            "partition_fill_s": filled,
-            "drop_s": drop_s,
-            "drop_detach_s": dropped[0].detach_seconds,
-            "drop_files_s": dropped[0].drop_seconds,
+            **drop,
             "cleanup_baseline": baseline,
             "cleanup_extrapolated_s": extrapolated,
-            "drop_speedup": extrapolated / drop_s,
+            "drop_speedup": extrapolated / drop["drop_s"],
         }
     finally:
         from django.db import connections
@@ -199,6 +223,59 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         connections.close_all()
         for name in (plain, partitioned):
             pg_drop(name)
+
+
+def drop_large_partition(args: argparse.Namespace, setting: dict[str, Any]) -> dict[str, Any]:
+    """Fill one day partition with ``--rows`` rows, then drop it through ``drop_older_than``, each statement
+    timed (and, with ``--strace``, the backend's file system calls)."""
+    from django.db import connections
+    from django.test import override_settings
+
+    from rail_django.operations import partitions as ops
+
+    name, upper, filled = fill_partition(args.rows, setting)
+    connection = connections["partitioned"]
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{name}"')
+        counted = cursor.fetchone()[0]
+        cursor.execute(f"SELECT pg_total_relation_size('\"{name}\"')")
+        size = cursor.fetchone()[0]
+        # An old partition has long been vacuumed and checkpointed: the drop is timed without the fill's
+        # autovacuum (its lock would make the drop wait) or its checkpoint competing for the disk.
+        cursor.execute(f'VACUUM ANALYZE "{name}"')
+        cursor.execute("CHECKPOINT")
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    timer = StatementTimer()
+    trace_path = Path(f"/tmp/rail-drop-strace-{os.getpid()}.txt")
+    with override_settings(AUDIT_DATABASE_ALIAS="partitioned"):
+        earlier = ops.drop_older_than(1, record=False, cutoff=upper - timedelta(days=1))  # the empty ones first
+        tracer = start_strace(backend, trace_path) if args.strace else None
+        with connection.execute_wrapper(timer):
+            started = time.perf_counter()
+            dropped = ops.drop_older_than(1, record=False, cutoff=upper)
+            drop_s = time.perf_counter() - started
+    traced = None
+    if tracer is not None:
+        tracer.terminate()
+        tracer.wait(10)
+        traced = strace_summary(trace_path)
+        trace_path.unlink(missing_ok=True)
+    assert [d.name for d in dropped] == [name], (dropped, earlier)
+    statements = [[sql, round(seconds * 1000, 2)] for sql, seconds in timer.statements]
+    drop_statement_s = sum(seconds for sql, seconds in timer.statements if sql.upper().startswith("DROP TABLE"))
+    return {
+        "partition_rows": counted,
+        "partition_bytes": size,
+        "partition_fill_s": filled,
+        "drop_s": drop_s,
+        "drop_detach_s": dropped[0].detach_seconds,
+        "drop_files_s": dropped[0].drop_seconds,
+        "drop_statements_ms": statements,
+        # The DROP transaction less its DROP statement: the COMMIT, where PostgreSQL deletes the files.
+        "drop_commit_s": dropped[0].drop_seconds - drop_statement_s,
+        "strace": traced,
+    }
 
 
 def markdown(result: dict[str, Any], command: str) -> str:
@@ -213,6 +290,11 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"**{result['drop_detach_s'] * 1000:.0f} ms** |",
         f"| ... then DROP in its own transaction (the files deleted; no lock on the audit table) | "
         f"{result['drop_files_s'] * 1000:.0f} ms |",
+        f"| ... of which the COMMIT, where PostgreSQL truncates and unlinks the files | "
+        f"{result['drop_commit_s'] * 1000:.0f} ms |",
+        *([f"| ... time in truncate() system calls of the backend (strace -T, {truncate['count']} calls) | "
+           f"{truncate['seconds'] * 1000:.0f} ms |"] if (truncate := ((result.get("strace") or {}).get("calls") or {})
+                                                          .get("truncate")) else []),
         f"| ... the whole `drop` call | {result['drop_s'] * 1000:.0f} ms |",
         f"| today's batched `cleanup`, {base['rows']:,} expired rows, unpartitioned | {base['seconds']:.1f} s "
         f"({base['rows_per_s']:,.0f} rows/s) |",
@@ -238,10 +320,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--events", type=int, default=20_000, help="events per insert round and table")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved insert rounds")
     parser.add_argument("--out", default=None, help="write the result as JSON here")
+    parser.add_argument("--drop-only", action="store_true", help="only the drop of the large partition")
+    parser.add_argument("--strace", action="store_true", help="strace -T the backend's file system calls during the drop")
     args = parser.parse_args(argv)
     result = run(args)
     command = "python benchmarks/partitions.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    result["markdown"] = markdown(result, command.strip())
+    result["markdown"] = json.dumps(result, indent=1) if args.drop_only else markdown(result, command.strip())
     print(result["markdown"])
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))

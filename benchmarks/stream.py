@@ -120,6 +120,80 @@ def stream_setting(cluster: Cluster, name: str) -> dict[str, Any]:
             "replicas": 3, "durable": f"ingest-{name.lower()}", "batch": 2000}
 
 
+# -- CPU accounting ---------------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: The machine's budget: every core for the target rate (2 cores / 20,000 events/s = 100 CPU-us per event).
+TARGET_PER_S = 20_000
+
+
+def cpu_seconds(pid: int, path: str = "") -> float | None:
+    """utime + stime of a live process (all its threads), from /proc/<pid>/stat; None once it is gone."""
+    try:
+        fields = Path(path or f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine (every process, every core) from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / CLOCK_TICKS  # minus idle and iowait
+
+
+def pg_pids() -> dict[str, list[int]]:
+    """PostgreSQL's processes for this run: the benchmark database's backends, and the server's own
+    processes (WAL writer, checkpointer...; shared with anything else using the server)."""
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as conn:
+        rows = conn.execute("SELECT pid, datname, backend_type FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+        pids: dict[str, list[int]] = {"postgresql backends": [], "postgresql server processes": []}
+        for pid, datname, backend_type in rows.fetchall():
+            if datname == DATABASE and backend_type == "client backend":
+                pids["postgresql backends"].append(pid)
+            elif backend_type != "client backend":
+                pids["postgresql server processes"].append(pid)
+        return pids
+
+
+class CpuMeter:
+    """CPU seconds used by groups of processes between ``start()`` and ``stop()``.
+
+    Processes are sampled at both ends (a process that appears in between counts from 0; one that exits
+    in between is lost, so the caller samples before stopping anything). The application processes report
+    their own CPU (they exit before the end), added with ``add``."""
+
+    def __init__(self) -> None:
+        self.first: dict[tuple[str, int], float] = {}
+        self.used: dict[str, float] = {}
+        self.machine = 0.0
+
+    def sample(self, groups: dict[str, list[int]]) -> dict[tuple[str, int], float]:
+        return {(group, pid): cpu for group, pids in groups.items() for pid in pids
+                if (cpu := cpu_seconds(pid)) is not None}
+
+    def start(self, groups: dict[str, list[int]]) -> None:
+        self.first = self.sample(groups)
+        self.machine = machine_cpu_seconds()
+
+    def stop(self, groups: dict[str, list[int]]) -> None:
+        self.machine = machine_cpu_seconds() - self.machine
+        for (group, pid), cpu in self.sample(groups).items():
+            self.used[group] = self.used.get(group, 0.0) + cpu - self.first.get((group, pid), 0.0)
+
+    def add(self, group: str, seconds: float) -> None:
+        self.used[group] = self.used.get(group, 0.0) + seconds
+
+    def per_event(self, events: int, seconds: float) -> dict[str, Any]:
+        tiers = {group: round(used * 1e6 / events, 1) for group, used in self.used.items()}
+        return {"tiers_us_per_event": tiers, "total_us_per_event": round(sum(self.used.values()) * 1e6 / events, 1),
+                "machine_us_per_event": round(self.machine * 1e6 / events, 1),
+                "budget_us_per_event": round((os.cpu_count() or 1) * 1e6 / TARGET_PER_S, 1),
+                "wall_seconds": round(seconds, 2)}
+
+
 # -- end to end -----------------------------------------------------------------------------------
 
 
@@ -206,13 +280,27 @@ def run_end_to_end(cluster: Cluster, work: Path, events: int, apps: int, ingests
         # 1. Everything at once: apps publish while ingest stores.
         env = project_env(work, stream_setting(cluster, "E2E"))
         workers = start_ingests(ingests, env)
+        groups = {"nats-server (3 nodes)": [p.pid for p in cluster.processes],
+                  "ingest processes": [w.pid for w in workers]}
+        meter = CpuMeter()
+        meter.start(groups)  # (the database's backends appear with the first rows: they count from 0)
         started = time.perf_counter()
         running = start_apps(apps, per_app, env)
         published = app_results(running)
         stored_at = wait_rows(total)
+        meter.stop({**groups, **pg_pids()})
+        for result in published:
+            meter.add("application processes", result["cpu_seconds"])
+        threads: dict[str, float] = {}
+        for result in published:
+            for name, seconds in result["threads"].items():
+                threads[name] = threads.get(name, 0.0) + seconds
         stop_ingests(workers)
         end_to_end = total / (stored_at - started)
         publish_rate = total / max(r["seconds"] for r in published)
+        cpu = meter.per_event(total, stored_at - started)
+        # (per thread since the process started: MainThread includes Django's start-up)
+        cpu["application_threads_us_per_event"] = {name: round(seconds * 1e6 / total, 1) for name, seconds in threads.items()}
         # 2. Ingest alone, draining a stream filled beforehand.
         pg_truncate()
         env = project_env(work, stream_setting(cluster, "DRAIN"))
@@ -231,7 +319,7 @@ def run_end_to_end(cluster: Cluster, work: Path, events: int, apps: int, ingests
         pg_admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     return {"events": total, "apps": apps, "ingests": ingests, "end_to_end_per_s": round(end_to_end),
             "publish_per_s": round(publish_rate), "ingest_drain_per_s": round(drain_rate),
-            "database_sink_per_s": round(direct_rate),
+            "database_sink_per_s": round(direct_rate), "cpu": cpu,
             "emit_seconds": [round(r["emit_seconds"], 2) for r in published]}
 
 
@@ -243,14 +331,26 @@ def emit_child(count: int) -> None:
     from rail_django.delivery.dispatcher import dispatcher
     from rail_django.security import EventType, security
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for n in range(count):
         security.emit(EventType.DATA_READ, action="bench", context={"n": n})
     emitted = time.perf_counter()
     while not (security.flush(timeout=60) and not (dispatcher.journal and dispatcher.journal.spooled())):
         time.sleep(0.2)
     done = time.perf_counter()
-    print(json.dumps({"seconds": done - started, "emit_seconds": emitted - started}))
+    # CPU of every thread of this process (request path, writer, the sink's event loop) from the first emit
+    # to the last ack; Django's start-up is left out as a web process pays it once.
+    print(json.dumps({"seconds": done - started, "emit_seconds": emitted - started,
+                      "cpu_seconds": time.process_time() - cpu_started, "threads": thread_cpu_seconds()}))
+
+
+def thread_cpu_seconds() -> dict[str, float]:
+    """CPU seconds of each live thread of this process so far, by thread name (Django's start-up included in
+    MainThread's), from /proc/self/task/<tid>/stat."""
+    import threading
+
+    return {thread.name: round(cpu, 3) for thread in threading.enumerate()
+            if (cpu := cpu_seconds(thread.native_id or 0, f"/proc/self/task/{thread.native_id}/stat")) is not None}
 
 
 # -- request path ----------------------------------------------------------------------------------
@@ -314,6 +414,20 @@ def markdown(report: dict[str, Any]) -> str:
             f"| same run, reference: the same app processes with the database sink (no stream) | "
             f"{e2e['database_sink_per_s']} |", "",
         ]
+        cpu = e2e.get("cpu")
+        if cpu:
+            lines += [f"CPU per event during the end-to-end run ({cpu['wall_seconds']} s), from /proc/<pid>/stat "
+                      f"(utime+stime) deltas; the application processes report their own process time:", "",
+                      "| tier | CPU-µs per event |", "|---|---|"]
+            lines += [f"| {tier} | {us} |" for tier, us in cpu["tiers_us_per_event"].items()]
+            lines += [f"| **total of the tiers** | **{cpu['total_us_per_event']}** |",
+                      f"| the whole machine, every process (/proc/stat) | {cpu['machine_us_per_event']} |",
+                      f"| budget at {TARGET_PER_S:,} events/s on {os.cpu_count()} cores | {cpu['budget_us_per_event']} |",
+                      ""]
+            split = cpu.get("application_threads_us_per_event")
+            if split:
+                lines += ["Application processes by thread (CPU-µs per event, since process start): "
+                          + ", ".join(f"{name} {us}" for name, us in split.items()), ""]
     requests = report.get("requests")
     if requests:
         lines += ["Request path, ratio to bare Django (median over rounds; min-max), time per request:", "",
