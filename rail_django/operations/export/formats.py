@@ -18,8 +18,9 @@ from operator import itemgetter
 from typing import Any, TextIO
 
 import orjson
+from django.db import models
 
-from rail_django.operations.export.query import FLAT_FIELDS, JSONText
+from rail_django.operations.export.query import FLAT_FIELDS, INTEGER_FIELDS, TEXT_FIELDS, JSONText
 from rail_django.operations.ocsf import to_ocsf
 
 FORMATS = ("json", "jsonl", "csv", "ocsf")
@@ -47,6 +48,47 @@ def csv_cell(value: Any) -> str:
         text = str(value)
     # A leading apostrophe makes spreadsheets show the text instead of evaluating it.
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _text_cells(values: Sequence[Any]) -> list[Any]:
+    # csv_cell of text or None, inline (None stays None: the csv module writes it as an empty cell).
+    return [value if value is None or not value.startswith(FORMULA_PREFIXES) else "'" + value for value in values]
+
+
+def _integer_cells(values: Sequence[Any]) -> list[Any]:
+    return [value if value is None or value >= 0 else "'" + str(value) for value in values]
+
+
+def _ascii_digit_first_cells(values: Sequence[Any]) -> Sequence[Any]:
+    # ISO 8601 timestamps and UUID texts start with a digit or a hex letter: never a formula.
+    return values
+
+
+def _any_cells(values: Sequence[Any]) -> list[str]:
+    return [csv_cell(value) for value in values]
+
+
+def cell_maker(model: type[Any], fields: list[str]) -> Callable[[Sequence[Sequence[Any]]], list[tuple]]:
+    """A function turning a chunk of JSON-ready rows into rows of CSV cells (:func:`csv_cell` of each
+    value), column by column, with the common column types checked inline."""
+    by_name = {f.attname: f for f in model._meta.concrete_fields}
+    makers = []
+    for name in fields:
+        kind = type(by_name[name])
+        if kind in TEXT_FIELDS:
+            makers.append(_text_cells)
+        elif kind in INTEGER_FIELDS:
+            makers.append(_integer_cells)
+        elif kind in (models.UUIDField, models.DateTimeField):
+            makers.append(_ascii_digit_first_cells)
+        else:
+            makers.append(_any_cells)
+
+    def cells(rows: Sequence[Sequence[Any]]) -> list[tuple]:
+        columns = zip(*rows, strict=True)
+        return list(zip(*[make(column) for make, column in zip(makers, columns, strict=True)], strict=True))
+
+    return cells
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -93,6 +135,7 @@ class Writer:
         #: JSON and JSON lines copy canonical stored JSON text (``row_chunks(..., stored_json=True)``).
         self.copies_stored_json = fmt in ("json", "jsonl")
         self._object = object_encoder(model, fields)
+        self._cells = cell_maker(model, fields)
         self._buffer = io.StringIO()
         # RFC 4180 line ends: a cell holding a lone "\r" or "\n" is then quoted too.
         self._csv = csv.writer(self._buffer, lineterminator="\r\n")
@@ -109,7 +152,7 @@ class Writer:
         if not rows:
             return
         if self.fmt == "csv":
-            self._csv.writerows([csv_cell(value) for value in row] for row in rows)
+            self._csv.writerows(self._cells(rows))
             self._drain_csv()
         elif self.fmt == "ocsf":
             self.out.write("".join(json_text(to_ocsf(dict(zip(self.fields, row, strict=True)))) + "\n" for row in rows))

@@ -33,12 +33,16 @@ from rail_django.operations.common import stored_events, time_range
 DEFAULT_CHUNK_SIZE = 2000
 
 #: Field classes whose values every supported driver returns as Django gives them (no converter).
-_AS_READ = (
+TEXT_FIELDS = (
     models.CharField, models.TextField, models.GenericIPAddressField, models.EmailField, models.SlugField,
-    models.URLField, models.AutoField, models.BigAutoField, models.SmallAutoField, models.IntegerField,
-    models.BigIntegerField, models.SmallIntegerField, models.PositiveIntegerField,
-    models.PositiveBigIntegerField, models.PositiveSmallIntegerField,
+    models.URLField,
 )
+INTEGER_FIELDS = (
+    models.AutoField, models.BigAutoField, models.SmallAutoField, models.IntegerField, models.BigIntegerField,
+    models.SmallIntegerField, models.PositiveIntegerField, models.PositiveBigIntegerField,
+    models.PositiveSmallIntegerField,
+)
+_AS_READ = (*TEXT_FIELDS, *INTEGER_FIELDS)
 _TEMPORAL_FIELDS = (models.DateTimeField, models.DateField, models.TimeField)
 #: Field classes whose JSON-ready values (:func:`row_chunks`) are only text, integers, booleans and None.
 FLAT_FIELDS = (*_AS_READ, models.BooleanField, models.UUIDField, models.DateTimeField)
