@@ -230,10 +230,11 @@ def _timestamps_are_utc_text(connection: Any) -> bool:
         return False
     if connection.vendor != "postgresql":
         return True  # stored as naive UTC text (SQLite) or a naive UTC DATETIME (MySQL)
+    # (psycopg itself reads timestamps in the ISO DateStyle only.)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT current_setting('TimeZone'), current_setting('DateStyle')")
-        zone, style = cursor.fetchone()
-    return zone in ("UTC", "Etc/UTC") and style.startswith("ISO")
+        cursor.execute("SELECT current_setting('TimeZone')")
+        (zone,) = cursor.fetchone()
+    return zone in ("UTC", "Etc/UTC")
 
 
 def export_columns(queryset: QuerySet, fields: list[str], *, stored_json: bool = False) -> list[Column]:
