@@ -109,6 +109,7 @@ def test_uuid_text_is_the_text_of_djangos_uuid():
         uuid_text("z" * 32)
 
 
+@pytest.mark.sqlite_only
 def test_orjson_writes_every_code_point_as_the_json_module():
     # object_encoder relies on it for text columns; lone surrogates are refused (the json module writes them).
     for code in range(sys.maxunicode + 1):
