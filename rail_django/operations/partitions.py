@@ -180,7 +180,8 @@ def _archive(rows: object, path: str) -> int:
     with open_output(path, None) as out:  # type: ignore[arg-type]
         writer = Writer("jsonl", rows.model, fields, out)  # type: ignore[attr-defined]
         writer.begin()
-        for chunk in row_chunks(rows, fields, DEFAULT_CHUNK_SIZE):  # type: ignore[attr-defined]
+        chunks = row_chunks(rows, fields, DEFAULT_CHUNK_SIZE, stored_json=writer.copies_stored_json)  # type: ignore[arg-type]
+        for chunk in chunks:
             writer.write(chunk)
         writer.end()
     return writer.count

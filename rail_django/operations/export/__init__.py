@@ -1,7 +1,7 @@
 """``audit_management export``: stream stored events as JSON, JSON lines, CSV or OCSF.
 
-Rows are read with ``QuerySet.values_list(...).iterator(chunk_size=...)``
-(:mod:`.query`), encoded per format (:mod:`.formats`) and written a chunk at a
+Rows are read with ``QuerySet.values_list(...).iterator(chunk_size=...)``,
+timestamps, UUIDs and JSON as their stored text (:mod:`.query`), encoded per format (:mod:`.formats`) and written a chunk at a
 time to standard output or to a file replaced atomically, mode 0600
 (:mod:`.output`), so memory stays flat at any table size. Each export records
 one ``data.export`` event.
@@ -17,14 +17,20 @@ from typing import TextIO
 from django.core.management.base import CommandError
 
 from rail_django.operations.common import invoked_by
-from rail_django.operations.export.formats import FORMATS, Writer, csv_cell, record_maker
+from rail_django.operations.export.formats import FORMATS, Writer, csv_cell
 from rail_django.operations.export.output import FILE_MODE, open_output
-from rail_django.operations.export.query import DEFAULT_CHUNK_SIZE, export_fields, filtered_events, row_chunks
+from rail_django.operations.export.query import (
+    DEFAULT_CHUNK_SIZE,
+    export_columns,
+    export_fields,
+    filtered_events,
+    row_chunks,
+)
 from rail_django.security import EventType, security
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE", "FILE_MODE", "FORMATS", "Writer", "csv_cell", "export_fields", "filtered_events",
-    "open_output", "record_maker", "row_chunks", "run_export",
+    "export_columns", "open_output", "row_chunks", "run_export",
 ]
 
 
@@ -49,7 +55,8 @@ def run_export(
         writer = Writer(fmt, queryset.model, fields, out)
         writer.begin()
         # closing(): a failed write ends the read (and its transaction) at once, not when collected.
-        with closing(row_chunks(queryset, fields, chunk_size)) as chunks:
+        chunks = row_chunks(queryset, fields, chunk_size, stored_json=writer.copies_stored_json)
+        with closing(chunks):
             for rows in chunks:
                 writer.write(rows)
                 if progress:
