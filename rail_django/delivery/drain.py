@@ -34,6 +34,8 @@ logger = logging.getLogger("rail_django.audit")
 
 #: The drain's exclusive lock file in the drain directory: one drain per directory (per host).
 LOCK_NAME = "drain.lock"
+#: A waiting ``flush()`` leaves ``.hurry-<pid>`` in the drain directory: the drain delivers without lingering.
+HURRY_PREFIX = ".hurry-"
 #: Bytes read from a segment at a time.
 READ_CHUNK = 1024 * 1024
 
@@ -125,6 +127,13 @@ class AppendOnlyJournal(Journal):
         the events are safe in the journal, and nothing in this process could ever deliver them.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        hurry = self.directory / f"{HURRY_PREFIX}{os.getpid()}"
+        try:
+            return self._wait(deadline, hurry)
+        finally:
+            hurry.unlink(missing_ok=True)
+
+    def _wait(self, deadline: float | None, hurry: Path) -> bool:
         pause = 0.0005
         looks = 0
         while True:
@@ -133,6 +142,8 @@ class AppendOnlyJournal(Journal):
                 self._handed_over = [entry for entry in self._handed_over if entry in pending]
             if not pending:
                 return True
+            if not looks:
+                hurry.touch()  # the drain stops waiting for more events to batch
             now = time.monotonic()
             looks += 1
             timed_out = deadline is not None and now >= deadline
@@ -195,6 +206,14 @@ class SegmentReader:
         if not self.directory.is_dir():
             return []
         return sorted(self.directory.glob(SEGMENT_GLOB), key=_age)
+
+    def hurried(self) -> bool:
+        """Whether a process is waiting in ``flush()`` for the drain."""
+        try:
+            with os.scandir(self.directory) as entries:
+                return any(entry.name.startswith(HURRY_PREFIX) for entry in entries)
+        except FileNotFoundError:
+            return False
 
     def pending(self) -> tuple[int, int]:
         """``(segments, bytes)`` appended and not delivered yet."""

@@ -43,6 +43,9 @@ RETRY_DELAYS = (0.05, 0.25, 1.0)
 BACKOFF_DELAYS = (1.0, 2.0, 5.0, 10.0)
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_POLL_SECONDS = 0.2
+#: Seconds the drain lets new events gather before writing them (unless a ``flush()`` waits): one
+#: transaction per batch rather than per event, as the in-process writer's linger.
+LINGER_SECONDS = 0.05
 
 
 class DrainError(Exception):
@@ -79,6 +82,7 @@ class Drain:
         report: Callable[[str], None] | None = None,
         health: SinkHealth | None = None,
         retry_delays: tuple[float, ...] = RETRY_DELAYS,
+        linger: float = LINGER_SECONDS,
     ) -> None:
         self.reader = SegmentReader(directory)
         self.sinks = sinks
@@ -88,6 +92,7 @@ class Drain:
         self.report = report or logger.info
         self.health = health or SinkHealth()
         self.retry_delays = retry_delays
+        self.linger = linger
         self.stats = DrainStats()
         self._stop = threading.Event()
         self._last_seal = 0.0
@@ -106,7 +111,24 @@ class Drain:
             self.report(f"drain: delivering {self.reader.directory} to {', '.join(s.name for s in self.sinks) or 'no sink'} "
                         f"(batch {self.batch_size}).")
             last_report, reported = time.monotonic(), 0
+            seen: float | None = None  # when undelivered events were first seen
+            swept = time.monotonic()
             while not self._stop.is_set():
+                if not once and not self._failures:
+                    if not self.reader.pending()[1]:
+                        seen = None
+                        if time.monotonic() - swept >= 1.0:  # delete the segments their processes let go of
+                            swept = time.monotonic()
+                            self.run_pass()
+                        self._idle()
+                        self._stop.wait(self.poll)
+                        continue
+                    seen = seen or time.monotonic()
+                    waited = time.monotonic() - seen
+                    if waited < self.linger and not self.reader.hurried():
+                        self._stop.wait(min(self.poll, self.linger - waited))
+                        continue
+                seen = None
                 delivered, refused = self.run_pass()
                 now = time.monotonic()
                 if now - last_report >= self.report_every:
@@ -119,10 +141,11 @@ class Drain:
                     self._stop.wait(BACKOFF_DELAYS[min(self._failures - 1, len(BACKOFF_DELAYS) - 1)])
                     if once and self._failures >= len(BACKOFF_DELAYS):
                         break
-                elif not delivered:
+                else:
                     self._failures = 0
-                    self._idle()
-                    self._stop.wait(self.poll)
+                    if not delivered:
+                        self._idle()
+                        self._stop.wait(self.poll)
             self._report(None, None)
         finally:
             _restore_signal_handlers(previous)

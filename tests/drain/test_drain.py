@@ -23,6 +23,7 @@ from rail_django.delivery import drain as drain_journal
 from rail_django.delivery.dispatcher import dispatcher
 from rail_django.operations import drain as drain_ops
 from rail_django.security import EventType, security
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REPO = Path(__file__).resolve().parents[2]
@@ -241,3 +242,40 @@ def test_a_drain_process_stopped_by_sigterm_exits_0(drain_mode, audit_model):
     assert drain.returncode == 0, err
     assert "drain: stopped; 1 event(s) delivered" in out
     assert audit_model.objects.filter(event_type="drain.subprocess").count() == 1
+
+
+def test_the_drain_lets_events_gather_unless_a_flush_waits(drain_mode, audit_model):
+    drain = drain_ops.build_drain(poll=0.01, report=lambda line: None)
+    drain.linger = 60.0  # (long enough that only the flush's hurry explains a delivery)
+    thread = threading.Thread(target=drain.run)
+    thread.start()
+    try:
+        assert wait_until(lambda: drain_journal.drain_running(directory()), timeout=10)
+        for n in range(5):
+            security.emit("drain.lingered", context={"n": n})
+        threading.Event().wait(0.3)
+        assert audit_model.objects.filter(event_type="drain.lingered").count() == 0  # gathering
+        assert dispatcher.flush(timeout=20) is True  # the waiting flush cuts the linger short
+        assert audit_model.objects.filter(event_type="drain.lingered").count() == 5
+        assert drain.stats.batches == 1
+        assert not list(directory().glob(".hurry-*"))
+    finally:
+        drain.stop()
+        thread.join(10)
+
+
+def test_a_running_drain_deletes_a_segment_its_process_let_go_of(drain_mode, audit_model):
+    security.emit("drain.swept")
+    [segment] = segments()
+    drain = drain_ops.build_drain(poll=0.01, report=lambda line: None)
+    thread = threading.Thread(target=drain.run)
+    thread.start()
+    try:
+        assert dispatcher.flush(timeout=20) is True
+        assert segment.exists()
+        dispatcher.reset()  # lets go of the segment
+        assert wait_until(lambda: not segment.exists(), timeout=10)
+    finally:
+        drain.stop()
+        thread.join(10)
+    assert audit_model.objects.filter(event_type="drain.swept").count() == 1
