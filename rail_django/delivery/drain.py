@@ -137,9 +137,11 @@ class AppendOnlyJournal(Journal):
         pause = 0.0005
         looks = 0
         while True:
-            pending = [(path, size) for path, size in self.written() if _undelivered(path, size)]
-            with self._lock:  # forget delivered closed segments
-                self._handed_over = [entry for entry in self._handed_over if entry in pending]
+            written = self.written()
+            pending = [(path, size) for path, size in written if _undelivered(path, size)]
+            delivered = set(written) - set(pending)
+            with self._lock:  # forget delivered closed segments (not one handed over meanwhile)
+                self._handed_over = [entry for entry in self._handed_over if entry not in delivered]
             if not pending:
                 return True
             if not looks:
