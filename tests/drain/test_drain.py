@@ -279,3 +279,20 @@ def test_a_running_drain_deletes_a_segment_its_process_let_go_of(drain_mode, aud
         drain.stop()
         thread.join(10)
     assert audit_model.objects.filter(event_type="drain.swept").count() == 1
+
+
+def test_the_documented_systemd_unit_runs_the_drain_with_valid_flags(drain_mode, audit_model):
+    import configparser
+    import shlex
+
+    from tests.docs.markdown_blocks import block
+
+    unit = configparser.ConfigParser()
+    unit.read_string(block("delivery.md", "ini", "audit_management drain"))
+    service = unit["Service"]
+    assert service["KillSignal"] == "SIGTERM" and service["Restart"] == "always"
+    argv = shlex.split(service["ExecStart"])
+    assert argv[1:4] == ["manage.py", "audit_management", "drain"]
+    security.emit("drain.unit")
+    call_command(*argv[2:], "--once", stdout=io.StringIO())  # its flags, as systemd would pass them
+    assert audit_model.objects.filter(event_type="drain.unit").count() == 1
