@@ -138,9 +138,9 @@ class Drain:
                     break
                 if refused:
                     self._failures += 1
-                    self._stop.wait(BACKOFF_DELAYS[min(self._failures - 1, len(BACKOFF_DELAYS) - 1)])
-                    if once and self._failures >= len(BACKOFF_DELAYS):
+                    if once:  # (the batch stays in the journal for the next run)
                         break
+                    self._stop.wait(BACKOFF_DELAYS[min(self._failures - 1, len(BACKOFF_DELAYS) - 1)])
                 else:
                     self._failures = 0
                     if not delivered:

@@ -296,3 +296,23 @@ def test_the_documented_systemd_unit_runs_the_drain_with_valid_flags(drain_mode,
     security.emit("drain.unit")
     call_command(*argv[2:], "--once", stdout=io.StringIO())  # its flags, as systemd would pass them
     assert audit_model.objects.filter(event_type="drain.unit").count() == 1
+
+
+def test_once_exits_non_zero_when_a_sink_refuses_and_keeps_the_batch(drain_mode, audit_model, monkeypatch):
+    from rail_django.sinks import DatabaseSink
+
+    security.emit("drain.refused")
+    [segment] = segments()
+    original = DatabaseSink.write
+
+    def down(self, events):
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(DatabaseSink, "write", down)
+    with pytest.raises(CommandError, match="a sink refused a batch") as caught:
+        drain_once()
+    assert "\n" not in str(caught.value)
+    assert drain_journal.read_offset(segment) == 0
+    monkeypatch.setattr(DatabaseSink, "write", original)
+    drain_once()
+    assert audit_model.objects.filter(event_type="drain.refused").count() == 1

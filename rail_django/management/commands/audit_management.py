@@ -203,10 +203,12 @@ class Command(AuditCommand):
         from rail_django.operations.drain import DrainError, run_drain
 
         try:
-            run_drain(once=options["once"], batch_size=options["batch_size"], poll=options["poll"],
-                      report_every=options["report_every"], report=lambda line: self.stdout.write(line))
+            stats = run_drain(once=options["once"], batch_size=options["batch_size"], poll=options["poll"],
+                              report_every=options["report_every"], report=lambda line: self.stdout.write(line))
         except DrainError as exc:
             raise CommandError(f"drain: {exc}") from exc
+        if options["once"] and stats.refused_batches:  # cron: a sink refused; what is left waits in the journal
+            raise CommandError("drain: a sink refused a batch; the rest waits in the journal for the next run.")
 
     def _lockout(self, options: dict[str, Any]) -> None:
         from rail_django.operations.lockout import describe_lock, lift_lockouts, list_lockouts
