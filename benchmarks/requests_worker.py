@@ -22,6 +22,8 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ GRAPHQL_MUTATION = 'mutation Rename { renameGroup(id: 1, name: "renamed") { ok }
 AUDIT_TABLES = {
     "rail": ["rail_django.AuditEventModel"],
     "rail-sync": ["rail_django.AuditEventModel"],
+    "rail-drain": ["rail_django.AuditEventModel"],
     "easy-audit": ["easyaudit.RequestEvent", "easyaudit.LoginEvent", "easyaudit.CRUDEvent"],
     "axes": ["axes.AccessAttempt", "axes.AccessLog", "axes.AccessFailureLog"],
     "auditlog": ["auditlog.LogEntry"],
@@ -76,7 +79,7 @@ SCENARIOS: list[Scenario] = [
     ),
     Scenario(
         "emit", "custom event recorded in a view", "GET", "/emit/", 200, 300, auth=True,
-        variants=("bare", "rail", "rail-sync", "auditlog"), expect_rows=True,
+        variants=("bare", "rail", "rail-sync", "rail-drain", "auditlog"), expect_rows=True,
     ),
     Scenario(
         "graphql_mutation", "GraphQL mutation (one UPDATE)", "POST", "/graphql/", 200, 100, auth=True,
@@ -111,7 +114,7 @@ def prepare(variant: str, db_path: str) -> None:
     call_command("migrate", verbosity=0, interactive=False)
     get_user_model().objects.create_user(USERNAME, password=PASSWORD)
     Group.objects.create(pk=1, name="bench")
-    if variant in ("rail", "rail-sync"):
+    if variant in ("rail", "rail-sync"):  # (rail-drain: what migrate recorded stays in prepare's journal)
         from rail_django.security import security
 
         security.flush()
@@ -233,10 +236,15 @@ class Server:
 
         self.variant, self.scale = variant, scale
         self.flush: Any = lambda: None
-        if variant in ("rail", "rail-sync"):
+        self.drain: subprocess.Popen | None = None
+        if variant == "rail-drain":
+            self.drain = start_drain(db_path)
+        if variant in ("rail", "rail-sync", "rail-drain"):
             from rail_django.security import security
 
             self.flush = security.flush
+        if variant == "rail-drain":
+            self.flush = flushed_by_drain
         self.client = Client(WSGIHandler())
         self.anonymous, self.token, self.logged_in = login_state(self.client)
         self.flush()
@@ -281,12 +289,58 @@ class Server:
             replies.flush()
 
 
+#: Seconds between the drain's looks at the journal (a waiting flush is seen at the next look).
+DRAIN_POLL = os.environ.get("BENCH_DRAIN_POLL", "0.005")
+
+
+def flushed_by_drain() -> None:
+    """The batch's flush: wait until the drain process has delivered what this process appended."""
+    from rail_django.security import security
+
+    if not security.flush():
+        raise SystemExit("rail-drain: the drain process is not running")
+
+
+def start_drain(db_path: str) -> subprocess.Popen:
+    """``audit_management drain`` for rail-drain: its own process on the same database and journal."""
+    from rail_django.conf import get_config
+    from rail_django.delivery.drain import drain_directory, drain_running
+
+    env = {**os.environ, "BENCH_VARIANT": "rail-drain", "BENCH_DB": "sqlite", "BENCH_DB_NAME": db_path,
+           "DJANGO_SETTINGS_MODULE": "benchmarks.project.settings"}
+    drain = subprocess.Popen(
+        [sys.executable, "-m", "django", "audit_management", "drain", "--poll", DRAIN_POLL, "--report-every", "3600"],
+        cwd=ROOT, env=env, stdout=sys.stderr, stderr=sys.stderr,
+    )
+    directory = drain_directory(get_config())
+    deadline = time.monotonic() + 60
+    while not drain_running(directory):  # started: it holds the journal's drain lock
+        if drain.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"rail-drain: the drain process did not start (exit status {drain.poll()})")
+        time.sleep(0.02)
+    return drain
+
+
+def stop_drain(drain: subprocess.Popen | None) -> None:
+    if drain is None:
+        return
+    drain.send_signal(signal.SIGTERM)
+    try:
+        drain.wait(30)
+    except subprocess.TimeoutExpired:
+        drain.kill()
+        drain.wait()
+
+
 def serve(variant: str, template: str, scale: float) -> None:
     """Copy the template database, then answer commands until ``quit``."""
     work = Path(template).with_name(f"round-{variant}-{os.getpid()}.sqlite3")
     shutil.copyfile(template, work)
     replies = sys.stdout
     sys.stdout = sys.stderr  # only replies on the command channel
+    if variant == "rail-drain":  # the drain process must read the journal this process writes
+        os.environ["BENCH_JOURNAL_DIR"] = str(work.with_name(f"journal-{variant}-{os.getpid()}"))
+    server = None
     try:
         server = Server(variant, str(work), scale)
         replies.write(json.dumps({"ready": variant}) + "\n")
@@ -295,6 +349,8 @@ def serve(variant: str, template: str, scale: float) -> None:
     finally:
         from django.db import connections
 
+        if server is not None:
+            stop_drain(server.drain)
         connections.close_all()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{work}{suffix}").unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 """Settings of the benchmark project; the variant comes from the environment.
 
 ``BENCH_VARIANT``: ``bare`` (plain Django), ``rail`` (rail-django, background
-delivery), ``rail-sync`` (rail-django, ``SECURITY_EVENT_ASYNC=False``),
+delivery), ``rail-sync`` (rail-django, ``SECURITY_EVENT_ASYNC=False``), ``rail-drain`` (rail-django,
+``AUDIT_DELIVERY="drain"``: the benchmark process starts ``audit_management drain`` beside it),
 ``easy-audit``, ``axes``, ``auditlog`` (the reference packages, each with its
 documented installation). ``BENCH_DB``: ``sqlite`` (the file ``BENCH_DB_NAME``)
 or ``postgresql`` (database ``BENCH_DB_NAME`` on 127.0.0.1, user postgres).
@@ -87,12 +88,14 @@ MIDDLEWARE = [
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 GRAPHENE = {"SCHEMA": "benchmarks.project.schema.schema", "MIDDLEWARE": []}
 
-if VARIANT in ("rail", "rail-sync"):
+if VARIANT in ("rail", "rail-sync", "rail-drain"):
     INSTALLED_APPS.append("rail_django")
     MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware"),
                       "rail_django.security.middleware.context.SecurityContextMiddleware")
     GRAPHENE["MIDDLEWARE"] = ["rail_django.security.graphql.GraphQLAuditMiddleware"]
-    SECURITY_EVENT_ASYNC = VARIANT == "rail"
+    SECURITY_EVENT_ASYNC = VARIANT != "rail-sync"
+    # rail-drain: requests only append to the journal; `audit_management drain` (its own process) delivers.
+    AUDIT_DELIVERY = "drain" if VARIANT == "rail-drain" else "thread"
     # One row per event: the database sink only (the file sink is measured by --file-sink).
     AUDIT_STORE_IN_FILE = os.environ.get("BENCH_FILE_SINK") == "1"
     AUDIT_LOG_FILE = WORK_DIR / f"audit-{os.getpid()}.log"

@@ -30,7 +30,7 @@ def emit(request):
     """
     if not request.user.is_authenticated:
         return HttpResponseForbidden("log in first")
-    if VARIANT in ("rail", "rail-sync"):
+    if VARIANT in ("rail", "rail-sync", "rail-drain"):
         from rail_django.security import EventType, security
 
         event = security.emit(

@@ -101,6 +101,8 @@ class SecurityConfig:
     webhook_backoff: float
     queue_size: int
     batch_size: int
+    #: ``AUDIT_DELIVERY``: ``"thread"`` (in-process writer) or ``"drain"`` (``audit_management drain``).
+    delivery: str
     #: ``AUDIT_STREAM`` (None: off): the stream sink replaces the database sink.
     stream: StreamConfig | None
     journal_dir: Path | None

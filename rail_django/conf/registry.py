@@ -37,6 +37,8 @@ DEFAULT_ALERT_THRESHOLDS: dict[str, int] = {
 ATTEMPTED_USERNAME_MODES = ("always", "known", "hash")
 #: ``RAIL_DJANGO_ACCEPT_REQUEST_ID_FROM`` values.
 REQUEST_ID_SOURCES = ("trusted_proxies", "any", "none")
+#: ``AUDIT_DELIVERY`` values: the in-process writer thread, or the per-host ``audit_management drain``.
+DELIVERY_MODES = ("thread", "drain")
 #: ``AUDIT_PARTITIONING["interval"]`` values (see docs/scaling.md).
 PARTITION_INTERVALS = ("day", "week", "month")
 #: The backend ``AUDIT_LOCKOUT_ENABLED`` needs first (``rail_django.alerts.lockout.BACKEND_PATH``).
@@ -75,6 +77,21 @@ def _partitioning(value: Any) -> list[v.Problem]:
             "partitioning needs PostgreSQL.",
         ))
     return problems
+
+
+def _delivery(value: Any) -> list[v.Problem]:
+    """``"thread"`` or ``"drain"`` (E110); ``"drain"`` needs the journal (E111): it is what the drain reads."""
+    from django.conf import settings
+
+    if not (isinstance(value, str) and value in DELIVERY_MODES):
+        return [v.Problem(f"it must be one of {list(DELIVERY_MODES)}")]
+    if value == "drain" and getattr(settings, "AUDIT_JOURNAL_DIR", "") is None:
+        return [v.Problem(
+            "", check_id="rail_django.E111", hint="Set AUDIT_JOURNAL_DIR to a directory the drain can read.",
+            message='AUDIT_DELIVERY is "drain" but AUDIT_JOURNAL_DIR is None: the drain reads the journal, so '
+            "events would be written by the in-process writer instead.",
+        )]
+    return []
 
 
 def _base_dir() -> Path:
@@ -181,6 +198,7 @@ SETTINGS: tuple[Setting, ...] = (
     _setting("AUDIT_WEBHOOK_BACKOFF", 0.5, "rail_django.E005", _S, "seconds before the first retry, doubled each time", v.seconds(), attribute="webhook_backoff", convert=float),
     _setting("AUDIT_QUEUE_SIZE", 10_000, "rail_django.E015", _S, "events the background writer (and the webhook sender) may hold; when full, the emitting thread writes itself — nothing is dropped", v.integer(1), attribute="queue_size"),
     _setting("AUDIT_BATCH_SIZE", 500, "rail_django.E015", _S, "most events written in one database insert / file write", v.integer(1), attribute="batch_size"),
+    _setting("AUDIT_DELIVERY", "thread", "rail_django.E110", _S, 'who writes the sinks when `SECURITY_EVENT_ASYNC` is on: `"thread"`, a background writer in each process; `"drain"`, the request only appends the event to the journal and `audit_management drain` (one process per host) delivers it (see [delivery](delivery.md#drain-delivery-by-a-separate-process)); E111 when the journal is off', _delivery, attribute="delivery", other_ids=("rail_django.E111",)),
     _setting("AUDIT_STREAM", None, "rail_django.E100", _S, 'the streaming tier: `{"backend": "nats", "servers": [...], "stream": "AUDIT", "subject": "audit.events"}` publishes each event to NATS JetStream instead of writing the database, and `audit_management ingest` stores the stream in the database (see [scaling](scaling.md)); optional keys `replicas` (1), `duplicate_window` (120 s), `durable` ("rail-django-ingest"), `batch` (1000), `connect_timeout` (2 s), `publish_timeout` (5 s)', validate_stream, attribute="stream", convert=stream_config, other_ids=("rail_django.E101", "rail_django.E102", "rail_django.E103", "rail_django.E104", "rail_django.E105", "rail_django.E106")),
     # -- Durability and tamper evidence --
     _setting("AUDIT_JOURNAL_DIR", default_journal_dir, "rail_django.E050", _D, "with the background writer, each event is appended here before `emit` returns, so a killed worker loses nothing (see [delivery](delivery.md#the-journal-nothing-lost-when-a-worker-dies)); `None` turns the journal off", v.path(optional=True), attribute="journal_dir", convert=lambda d: Path(d) if d else None, default_doc='`BASE_DIR / "logs" / "audit-journal"`'),

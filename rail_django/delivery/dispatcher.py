@@ -13,6 +13,12 @@ row is handed to the writer thread, whose database connection (Django gives
 every thread its own) is outside the caller's transaction, and ``emit``
 waits until it is stored.
 
+With ``AUDIT_DELIVERY = "drain"`` (and ``SECURITY_EVENT_ASYNC=True``) ``emit``
+only appends the event to this process's drain journal and returns: no
+writer thread, no queue; ``audit_management drain`` delivers it (see
+:mod:`rail_django.delivery.drain`), and ``flush()`` waits for that drain.
+Synchronous delivery, and an append the disk refuses, take the paths below.
+
 The journal covers the *primary* sink: the database sink or, with
 ``AUDIT_STREAM``, the stream sink that replaces it (events then reach the
 database through ``audit_management ingest``). Events the primary sink
@@ -37,6 +43,7 @@ from django.db import DatabaseError, connections, transaction
 
 from rail_django.conf import SecurityConfig, get_config, on_config_change
 from rail_django.delivery import spool
+from rail_django.delivery.drain import AppendOnlyJournal, drain_directory
 from rail_django.delivery.health import JOURNAL, SinkFailureHandler, SinkHealth
 from rail_django.delivery.journal import Journal, Segment, journal_directory
 from rail_django.delivery.worker import BackgroundWorker
@@ -87,6 +94,8 @@ class Dispatcher:
         self._sinks: list[Sink] | None = None
         self._journal: Journal | None = None
         self._writer: BackgroundWorker[QueuedEvent] | None = None
+        #: ``AUDIT_DELIVERY = "drain"``: this process's append-only journal (see delivery/drain.py).
+        self._drain: AppendOnlyJournal | None = None
         self.on_sink_failure: SinkFailureHandler | None = None
         self.health = SinkHealth(self._report_sink_failure)
         self._seal_due = False
@@ -128,6 +137,21 @@ class Dispatcher:
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None
+            if self._drain is not None:
+                self._drain.close()
+                self._drain = None
+
+    def _drain_journal(self, config: SecurityConfig) -> AppendOnlyJournal | None:
+        drain = self._drain
+        if drain is None:
+            directory = drain_directory(config)
+            if directory is None:  # no journal (E111): the in-process writer delivers
+                return None
+            with self._lock:
+                if self._drain is None:
+                    self._drain = AppendOnlyJournal(directory, config.journal_segment_bytes)
+                drain = self._drain
+        return drain
 
     def _worker(self, config: SecurityConfig) -> BackgroundWorker[QueuedEvent]:
         writer = self._writer
@@ -151,6 +175,8 @@ class Dispatcher:
         if not config.async_delivery and not _on_event_loop():
             self._write_now(event, config)
             return
+        if config.delivery == "drain" and self._append_for_drain(event, config):
+            return  # `audit_management drain` delivers it
         self._queue(QueuedEvent(event, self._journal_append(event)), config)
 
     def _queue(self, item: QueuedEvent, config: SecurityConfig) -> None:
@@ -169,6 +195,19 @@ class Dispatcher:
             return None
         self.health.succeeded(JOURNAL)
         return segment
+
+    def _append_for_drain(self, event: SecurityEvent, config: SecurityConfig) -> bool:
+        """Drain mode: append the event for the drain; False (the writer delivers it) when that is impossible."""
+        drain = self._drain_journal(config)
+        if drain is None:
+            return False
+        try:
+            drain.append(event)
+        except OSError as exc:
+            self.health.failed(JOURNAL, [event], exc)
+            return False
+        self.health.succeeded(JOURNAL)
+        return True
 
     def _write_now(self, event: SecurityEvent, config: SecurityConfig) -> None:
         writes_database = isinstance(_primary(self.sinks()), DatabaseSink)
@@ -302,9 +341,20 @@ class Dispatcher:
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every queued event is written; False on timeout.
 
+        In drain mode: until the drain has delivered what this process appended (False, logged, when
+        no drain is running).
+
         Sealing into the integrity chain is not waited for: it follows within
         about a second (``seal_pending()`` does it at once).
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        drain = self._drain
+        if drain is not None and not drain.wait_delivered(timeout):
+            return False  # (logged: the drain is behind, or none is running)
+        return self._flush_here(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _flush_here(self, timeout: float | None) -> bool:
+        """What this process holds: the writer's queue and the sinks' own buffers."""
         deadline = None if timeout is None else time.monotonic() + timeout
         writer = self._writer
         if writer is not None and not writer.flush(timeout):
@@ -316,8 +366,11 @@ class Dispatcher:
         return True
 
     def shutdown(self, timeout: float | None = 10) -> None:
-        """Flush, then stop the writer (its connections are closed)."""
-        self.flush(timeout)
+        """Flush, then stop the writer (its connections are closed).
+
+        Drain mode's journal is not waited for: what it holds is on disk, for the drain.
+        """
+        self._flush_here(timeout)
         if self._writer is not None:
             self._writer.stop(timeout)
         for sink in self._sinks or ():
@@ -332,6 +385,9 @@ class Dispatcher:
         if self._journal is not None:
             self._journal.after_fork_in_child()
             self._journal = None
+        if self._drain is not None:
+            self._drain.after_fork_in_child()
+            self._drain = None
 
 
 def _is_primary(sink: Sink) -> bool:

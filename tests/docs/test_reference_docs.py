@@ -83,6 +83,7 @@ EXERCISED = {
     ],
     "delivery.md": [
         ("", "security.emit ──► build"),
+        ("ini", "audit_management drain"),  # run in tests/drain/test_drain.py
         ("", "create 0640 app app"),
         ("python", "from standardwebhooks import Webhook"),
         ("python", "LOGGING = {"),  # run in the install project (test_install_blocks_make_a_working_project)

@@ -62,6 +62,7 @@ BAD_VALUES = {
     "AUDIT_WEBHOOK_BACKOFF": "fast",
     "AUDIT_QUEUE_SIZE": 0,
     "AUDIT_BATCH_SIZE": None,
+    "AUDIT_DELIVERY": "process",
     "AUDIT_STREAM": {"backend": "kafka", "servers": ["nats://127.0.0.1:4222"]},
     "AUDIT_JOURNAL_DIR": 3,
     "AUDIT_JOURNAL_SEGMENT_BYTES": 10,

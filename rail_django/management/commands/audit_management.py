@@ -1,4 +1,4 @@
-"""``manage.py audit_management export|cleanup|summary|verify|checkpoint|replay|lockout|partitions|ingest``: operate on the stored audit events.
+"""``manage.py audit_management export|cleanup|summary|verify|checkpoint|replay|lockout|partitions|ingest|drain``: operate on the stored audit events.
 
     python manage.py audit_management export --format json --days 30 --output audit.json
     python manage.py audit_management cleanup --days 180 --dry-run
@@ -10,6 +10,7 @@
     python manage.py audit_management partitions status|premake|convert|revert
     python manage.py audit_management partitions drop --older-than-days 365 [--archive /srv/audit-archive]
     python manage.py audit_management ingest [--batch 1000] [--max-events N] [--idle-exit SECONDS]
+    python manage.py audit_management drain [--once] [--batch-size 500] [--poll 0.2]
 
 The work is in :mod:`rail_django.management.audit`; see ``docs/commands.md``.
 """
@@ -35,7 +36,7 @@ class Command(AuditCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay,lockout,partitions,ingest}", parser_class=OneLineErrorParser
+            dest="verb", required=True, metavar="{export,cleanup,summary,verify,checkpoint,replay,lockout,partitions,ingest,drain}", parser_class=OneLineErrorParser
         )
 
         export = verbs.add_parser("export", help="Stream events as json, jsonl, csv or ocsf.")
@@ -105,6 +106,17 @@ class Command(AuditCommand):
                             help="Stop after this many seconds without a message.")
         ingest.add_argument("--report-every", type=_positive_seconds, default=10.0, metavar="SECONDS",
                             help="Print throughput and lag this often (default 10).")
+
+        # -- drain (AUDIT_DELIVERY = "drain": rail_django.operations.drain) --
+        drain = verbs.add_parser("drain", help="Deliver the events this host's processes appended to the journal "
+                                 '(AUDIT_DELIVERY = "drain"); one per host.')
+        drain.add_argument("--once", action="store_true", help="Deliver what is there, then exit (tests, cron).")
+        drain.add_argument("--batch-size", type=_batch_size, default=500, metavar="N",
+                           help="Events per sink write and offset update (default 500, at most 10000).")
+        drain.add_argument("--poll", type=_positive_seconds, default=0.2, metavar="SECONDS",
+                           help="Pause between looks at the journal when it is idle (default 0.2).")
+        drain.add_argument("--report-every", type=_positive_seconds, default=10.0, metavar="SECONDS",
+                           help="Print throughput and lag this often (default 10).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['verb']}")(options)
@@ -187,6 +199,17 @@ class Command(AuditCommand):
         except IngestError as exc:
             raise CommandError(f"ingest: {exc}") from exc
 
+    def _drain(self, options: dict[str, Any]) -> None:
+        from rail_django.operations.drain import DrainError, run_drain
+
+        try:
+            stats = run_drain(once=options["once"], batch_size=options["batch_size"], poll=options["poll"],
+                              report_every=options["report_every"], report=lambda line: self.stdout.write(line))
+        except DrainError as exc:
+            raise CommandError(f"drain: {exc}") from exc
+        if options["once"] and stats.refused_batches:  # cron: a sink refused; what is left waits in the journal
+            raise CommandError("drain: a sink refused a batch; the rest waits in the journal for the next run.")
+
     def _lockout(self, options: dict[str, Any]) -> None:
         from rail_django.operations.lockout import describe_lock, lift_lockouts, list_lockouts
 
@@ -234,7 +257,7 @@ class Command(AuditCommand):
 
 
 def _batch_size(text: str) -> int:
-    """argparse type of ``ingest --batch``: 1-10000."""
+    """argparse type of ``ingest --batch`` and ``drain --batch-size``: 1-10000."""
     value = positive_int(text)
     if value > 10_000:
         raise ArgumentTypeError(f"{text!r} is more than 10000")
