@@ -192,7 +192,7 @@ class PlainInsert:
         for ``COPY``, whose text input takes the JSON as text), else :meth:`params`."""
         fast = self.fast_row
         # (SQLite: Django stores datetimes in the connection's zone, UTC unless the database sets TIME_ZONE.)
-        if fast is not None and (
+        if fast is not None and settings.USE_TZ and (  # (USE_TZ read again: settings may change at run time)
             copy if connection.vendor == "postgresql" else connection.settings_dict.get("TIME_ZONE") in (None, "UTC")
         ):
             self._connection = connection

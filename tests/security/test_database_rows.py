@@ -146,3 +146,13 @@ def test_the_fast_rows_are_only_for_the_stock_model():
 
     assert PlainInsert(StampedAuditEvent, "sqlite").fast_row is None
     assert PlainInsert(StampedAuditEvent, "postgresql").fast_row is None
+
+
+@pytest.mark.skipif(connection.vendor not in ("sqlite", "postgresql"), reason="no fast rows on this database")
+def test_use_tz_turned_off_at_run_time_turns_the_fast_rows_off(audit_model, settings):
+    insert = PlainInsert(audit_model, connection.vendor)  # made while USE_TZ is on
+    events = [security.build(EventType.DATA_READ, context={"é": 1}), security.build(EventType.DATA_READ)]
+    assert insert.rows(events, connection, copy=True) == [insert.fast_row(event) for event in events]
+    settings.USE_TZ = False
+    insert.params = lambda event, conn: ["converted", event.event_id]  # the fields' own conversion
+    assert insert.rows(events, connection, copy=True) == [["converted", event.event_id] for event in events]
