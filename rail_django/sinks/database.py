@@ -102,8 +102,8 @@ _UTC = dt_timezone.utc
 
 
 def _stock_row_builder(
-    model: type[models.Model], fields: list[models.Field], vendor: str, convert: Callable[[str, Any], Any],
-) -> Callable[[SecurityEvent], list[Any]] | None:
+    model: type[models.Model], fields: list[models.Field], vendor: str, convert: Callable[[str, Any, Any], Any],
+) -> Callable[[SecurityEvent, Any], list[Any]] | None:
     """For the stock audit model on SQLite (INSERT) or PostgreSQL (COPY): a function giving a row's values
     as this module writes them itself, for what the field conversions cost (~10 us a row, most of the
     writer's Python time). Each value is exactly what ``get_db_prep_value`` gives, or stores the same value:
@@ -115,7 +115,7 @@ def _stock_row_builder(
       the JSON as orjson's text, which ``jsonb`` parses to the value Django's ``Jsonb`` would send.
 
     A value outside these cases (a datetime in another zone, a non-``str`` text, JSON orjson refuses)
-    goes through ``convert(attname, value)``, the field's own conversion. None (no fast path) for
+    goes through ``convert(attname, value, connection)``, the field's own conversion. None (no fast path) for
     other models, other vendors, ``USE_TZ = False`` or a database ``TIME_ZONE``.
     """
     from rail_django.models import AuditEventModel
@@ -126,24 +126,24 @@ def _stock_row_builder(
         return None
     sqlite = vendor == "sqlite"
 
-    def text(attname: str, value: Any) -> Any:
-        return value if value is None or value.__class__ is str else convert(attname, value)
+    def row(event: SecurityEvent, connection: Any) -> list[Any]:
+        def text(attname: str, value: Any) -> Any:
+            return value if value is None or value.__class__ is str else convert(attname, value, connection)
 
-    def row(event: SecurityEvent) -> list[Any]:
         event_id, timestamp = event.event_id, event.timestamp
         if event_id.__class__ is not uuid.UUID:
-            event_id = convert("event_id", event_id)
+            event_id = convert("event_id", event_id, connection)
         elif sqlite:
             event_id = event_id.hex
         if timestamp.__class__ is not datetime or timestamp.tzinfo is not _UTC:
-            timestamp = convert("timestamp", timestamp)
+            timestamp = convert("timestamp", timestamp, connection)
         elif sqlite:
             timestamp = str(timestamp.replace(tzinfo=None))
         data = event.additional_data
         try:
             data = orjson.dumps(data).decode()
         except TypeError:  # orjson.JSONEncodeError included
-            data = convert("additional_data", data)
+            data = convert("additional_data", data, connection)
         return [
             event_id, text("event_type", event.event_type[:64]), text("severity", event.severity),
             text("user_id", event.user_id), (event.username or "")[:150] or None,
@@ -176,16 +176,15 @@ class PlainInsert:
         # (attname, the Python type passed unchanged or None, the field's conversion, the field) per column.
         self._columns = [(f.attname, _UNCHANGED.get(type(f)), f.get_db_prep_value, f) for f in self.fields]
         self._by_attname = {f.attname: f for f in self.fields}
-        self._connection: Any = None
         #: The stock model's row builder (SQLite INSERT, PostgreSQL COPY), or None: see _stock_row_builder.
         self.fast_row = _stock_row_builder(model, self.fields, vendor, self._convert)
 
-    def _convert(self, attname: str, value: Any) -> Any:
+    def _convert(self, attname: str, value: Any, connection: Any) -> Any:
         """One value the way :meth:`params` converts it (the fast row builder's way out)."""
         field = self._by_attname[attname]
         if value is None or value.__class__ is _UNCHANGED.get(type(field)):
             return value
-        return field.get_db_prep_value(value, self._connection, True)
+        return field.get_db_prep_value(value, connection, True)
 
     def rows(self, events: Sequence[SecurityEvent], connection: Any, copy: bool = False) -> list[list[Any]]:
         """Every event's parameters: the fast rows when this model and vendor have them (on PostgreSQL only
@@ -195,8 +194,7 @@ class PlainInsert:
         if fast is not None and settings.USE_TZ and (  # (USE_TZ read again: settings may change at run time)
             copy if connection.vendor == "postgresql" else connection.settings_dict.get("TIME_ZONE") in (None, "UTC")
         ):
-            self._connection = connection
-            return [fast(event) for event in events]
+            return [fast(event, connection) for event in events]
         return [self.params(event, connection) for event in events]
 
     def statement(self, rows: int) -> str:

@@ -128,7 +128,7 @@ def test_a_database_time_zone_turns_the_sqlite_fast_rows_off(audit_model):
     events = [security.build(EventType.DATA_READ), security.build(EventType.DATA_READ)]
     insert = PlainInsert(audit_model, connection.vendor)
     assert insert.fast_row is not None
-    assert insert.rows(events, connection) == [insert.fast_row(event) for event in events]
+    assert insert.rows(events, connection) == [insert.fast_row(event, connection) for event in events]
     assert insert.rows(events, connection)[0][0] == events[0].event_id.hex
 
     class Paris:  # a connection whose datetimes Django stores in Paris time
@@ -152,7 +152,7 @@ def test_the_fast_rows_are_only_for_the_stock_model():
 def test_use_tz_turned_off_at_run_time_turns_the_fast_rows_off(audit_model, settings):
     insert = PlainInsert(audit_model, connection.vendor)  # made while USE_TZ is on
     events = [security.build(EventType.DATA_READ, context={"é": 1}), security.build(EventType.DATA_READ)]
-    assert insert.rows(events, connection, copy=True) == [insert.fast_row(event) for event in events]
+    assert insert.rows(events, connection, copy=True) == [insert.fast_row(event, connection) for event in events]
     settings.USE_TZ = False
     insert.params = lambda event, conn: ["converted", event.event_id]  # the fields' own conversion
     assert insert.rows(events, connection, copy=True) == [["converted", event.event_id] for event in events]
