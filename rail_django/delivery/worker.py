@@ -175,13 +175,18 @@ class BackgroundWorker(Generic[T]):
         try:
             while True:
                 with self._cond:
-                    idle = stop = False
-                    while not self._items and not idle:
+                    stop = False
+                    # Idle after idle_seconds without work, however often flush() wakes the thread meanwhile.
+                    deadline = None if self.idle_seconds is None else time.monotonic() + self.idle_seconds
+                    while not self._items:
                         if self._stopping:
                             stop = True
                             break
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            break  # idle: no items, and on_idle runs below
                         self._sleeping = True
-                        idle = not self._cond.wait(self.idle_seconds)
+                        self._cond.wait(remaining)
                         self._sleeping = False
                     if stop:
                         break
