@@ -267,8 +267,11 @@ class Dispatcher:
                 db_failed = failed
         journal = self._journal
         if journal is not None and any(i.segment is not None for i in items):
-            journal.mark([i.segment for i in items if i.event.event_id not in db_failed], stored=True)
-            journal.mark([i.segment for i in items if i.event.event_id in db_failed], stored=False)
+            if not db_failed:  # the usual case: no per-event id lookups
+                journal.mark([i.segment for i in items], stored=True)
+            else:
+                journal.mark([i.segment for i in items if i.event.event_id not in db_failed], stored=True)
+                journal.mark([i.segment for i in items if i.event.event_id in db_failed], stored=False)
         return db_failed
 
     def _write_sink(self, sink: Sink, batch: list[SecurityEvent], retry: bool) -> set:

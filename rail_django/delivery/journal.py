@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,16 +83,13 @@ class Journal:
     # -- writer side -----------------------------------------------------------
     def mark(self, segments: Sequence[Segment | None], stored: bool) -> None:
         """Record that the events of ``segments`` were stored (or finally refused)."""
+        counts = Counter(segments)  # a batch's events are in one or two segments: count them in C
+        counts.pop(None, None)
         with self._lock:
-            touched = set()
-            for segment in segments:
-                if segment is None:
-                    continue
-                segment.done += 1
+            for segment, count in counts.items():
+                segment.done += count
                 if not stored:
-                    segment.failed += 1
-                touched.add(segment)
-            for segment in touched:
+                    segment.failed += count
                 self._settle(segment)
 
     def _settle(self, segment: Segment) -> None:

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 logger = logging.getLogger("rail_django.audit")
 
 T = TypeVar("T")
-
-_STOP = object()
 
 #: Every live worker of this process, for the after-fork hook.
 _workers: weakref.WeakSet[BackgroundWorker] = weakref.WeakSet()
@@ -96,24 +94,31 @@ class BackgroundWorker(Generic[T]):
         _register(self)
 
     def _fresh_state(self) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=self._queue_size)
+        # One lock for the queue, the counts and every wait: an emit takes one lock and never wakes
+        # anybody unless the thread sleeps for want of work (queue.Queue took two locks per item, plus
+        # a third for the pending count, and its thread one per item taken).
+        self._items: deque = deque()
+        self._cond = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
+        self._running = False  # the thread is in its loop (cheaper than Thread.is_alive() per put)
         self._start_lock = threading.Lock()
-        self._idle = threading.Condition()
-        self._pending = 0
+        self._sleeping = False  # the thread waits for a first item: a put wakes it
+        self._stopping = False
+        self._pending = 0  # queued or being handled
         self._hurry = 0  # threads waiting for the queue to drain: do not linger
 
     # -- sending -------------------------------------------------------------------
     def put(self, item: T) -> bool:
         """Queue ``item`` without blocking; False when the queue is full (nothing queued)."""
-        self.start()
-        with self._idle:
+        if not self._running:
+            self.start()
+        with self._cond:
+            if len(self._items) >= self._queue_size:
+                return False
+            self._items.append(item)
             self._pending += 1
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self._settle(1)
-            return False
+            if self._sleeping:
+                self._cond.notify_all()
         return True
 
     def put_and_wait(self, item: T, timeout: float) -> bool:
@@ -121,26 +126,30 @@ class BackgroundWorker(Generic[T]):
         self.start()
         waited = _Waited(item)
         deadline = time.monotonic() + timeout
-        with self._idle:
-            self._pending += 1
+        with self._cond:
             self._hurry += 1
-            self._idle.notify_all()  # a lingering batch goes now
+            self._cond.notify_all()  # a lingering batch goes now
         try:
-            try:
-                self._queue.put(waited, timeout=timeout)
-            except queue.Full:
-                self._settle(1)
-                return False
+            with self._cond:
+                while len(self._items) >= self._queue_size:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+                self._items.append(waited)
+                self._pending += 1
+                self._cond.notify_all()
             return waited.done.wait(max(0.0, deadline - time.monotonic()))
         finally:
-            with self._idle:
+            with self._cond:
                 self._hurry -= 1
 
     def handle_here(self, first: T) -> None:
         """Back-pressure: handle ``first`` and a batch of queued items on the calling thread."""
-        with self._idle:
+        with self._cond:
             self._pending += 1
-        self._process([first, *self._take(self.batch_size - 1)])
+            batch = [first, *self._take(self.batch_size - 1)]
+        self._process(batch)
 
     def is_worker_thread(self) -> bool:
         """Whether the calling thread is this worker's thread."""
@@ -154,44 +163,56 @@ class BackgroundWorker(Generic[T]):
             return
         with self._start_lock:
             if self._thread is None or not self._thread.is_alive():
+                with self._cond:
+                    self._stopping = False
+                self._running = True
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
         on_start, on_idle, on_stop = self._hooks
         _call(on_start, "start")
-        while True:
-            try:
-                first = self._queue.get(timeout=self.idle_seconds)
-            except queue.Empty:
-                _call(on_idle, "idle work")
-                continue
-            if first is _STOP:
-                _call(on_stop, "stop")
-                return
-            batch = [first, *self._take(self.batch_size - 1)]
-            if len(batch) < self.batch_size and self.linger:
-                self._wait_for_more()
-                batch += self._take(self.batch_size - len(batch))
-            self._process(batch)
-
-    def _wait_for_more(self) -> None:
-        with self._idle:
-            if not self._hurry:
-                self._idle.wait(self.linger)
+        try:
+            while True:
+                with self._cond:
+                    stop = False
+                    # Idle after idle_seconds without work, however often flush() wakes the thread meanwhile.
+                    deadline = None if self.idle_seconds is None else time.monotonic() + self.idle_seconds
+                    while not self._items:
+                        if self._stopping:
+                            stop = True
+                            break
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            break  # idle: no items, and on_idle runs below
+                        self._sleeping = True
+                        self._cond.wait(remaining)
+                        self._sleeping = False
+                    if stop:
+                        break
+                    if not self._items:
+                        batch = None
+                    else:
+                        batch = self._take(self.batch_size)
+                        if len(batch) < self.batch_size and self.linger and not self._hurry and not self._stopping:
+                            self._cond.wait(self.linger)  # more may come (flush() and put_and_wait() cut it short)
+                            batch += self._take(self.batch_size - len(batch))
+                if batch is None:
+                    _call(on_idle, "idle work")
+                else:
+                    self._process(batch)
+            _call(on_stop, "stop")
+        finally:
+            self._running = False
 
     def _take(self, limit: int) -> list:
-        items: list = []
-        while len(items) < limit:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:  # keep the stop marker for the thread
-                self._queue.put(_STOP)
-                break
-            items.append(item)
-        return items
+        """Up to ``limit`` queued items (the caller holds the lock)."""
+        items = self._items
+        if len(items) <= limit:
+            taken = list(items)
+            items.clear()
+            return taken
+        return [items.popleft() for _ in range(limit)]
 
     def _process(self, batch: list) -> None:
         items = [entry.item if entry.__class__ is _Waited else entry for entry in batch]
@@ -206,24 +227,24 @@ class BackgroundWorker(Generic[T]):
             self._settle(len(batch))
 
     def _settle(self, count: int) -> None:
-        with self._idle:
+        with self._cond:
             self._pending -= count
-            if self._pending <= 0:
-                self._idle.notify_all()
+            if self._pending <= 0 or self._hurry:
+                self._cond.notify_all()  # flush() waiters; put_and_wait() waiting for room
 
     # -- flush / stop ------------------------------------------------------------------
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every queued item is handled; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._idle:
+        with self._cond:
             self._hurry += 1
-            self._idle.notify_all()  # a lingering batch goes now
+            self._cond.notify_all()  # a lingering batch goes now
             try:
                 while self._pending > 0:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return False
-                    self._idle.wait(remaining if remaining is not None else 1.0)
+                    self._cond.wait(remaining if remaining is not None else 1.0)
             finally:
                 self._hurry -= 1
         return True
@@ -233,10 +254,9 @@ class BackgroundWorker(Generic[T]):
         thread = self._thread
         if thread is None or not thread.is_alive():
             return
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            return
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
         if thread is not threading.current_thread():
             thread.join(timeout)
 

@@ -135,6 +135,8 @@ def test_an_event_the_database_refuses_for_good_does_not_block_the_spool(journal
     assert security.flush(timeout=30)
     state["up"] = True
     assert wait_until(lambda: audit_model.objects.filter(event_id__in=good).count() == 20, timeout=30)
+    # The poison is set aside after the good events are stored (the writer's next statement): wait for it.
+    assert wait_until(lambda: list(journaled.glob("*/rejected-*.jsonl")), timeout=30)
     [rejected] = journaled.glob("*/rejected-*.jsonl")
     assert [json.loads(line)["event_id"] for line in rejected.read_text().splitlines()] == [str(poison.event_id)]
     assert not audit_model.objects.filter(event_id=poison.event_id).exists()

@@ -352,6 +352,24 @@ def test_flush_and_put_and_wait_cut_the_linger_short():
     worker.stop()
 
 
+def test_the_idle_work_runs_while_someone_keeps_flushing():
+    """A process polling flush() (as one waiting for its spool to drain does) must not keep the worker
+    from ever being idle: the spool is re-delivered by the idle work."""
+    import time
+
+    from rail_django.delivery.worker import BackgroundWorker
+
+    idle = threading.Event()
+    worker = BackgroundWorker("test-worker", lambda items: None, queue_size=10, idle_seconds=0.3, on_idle=idle.set)
+    worker.put("a")
+    deadline = time.monotonic() + 5
+    while not idle.is_set() and time.monotonic() < deadline:
+        assert worker.flush(timeout=1)
+        time.sleep(0.05)
+    assert idle.is_set()
+    worker.stop()
+
+
 def test_a_full_worker_queue_refuses_instead_of_blocking():
     from rail_django.delivery.worker import BackgroundWorker
 

@@ -1,6 +1,7 @@
 """security.emit: the documented snippets, robustness, the master switch, transactions, append-only rows."""
 
 import json
+import os
 
 import pytest
 from django.db import transaction
@@ -63,6 +64,39 @@ def test_event_ids_are_unique_time_ordered_version_7_uuids():
     own = [_uuid7() for _ in range(100)]
     assert {i.version for i in own} == {7} and {i.variant for i in own} == {"specified in RFC 4122"}
     assert len(set(own)) == 100
+
+
+def test_event_ids_never_share_random_bits_across_threads_or_a_fork():
+    """The fallback's random bytes come from a pool: each 10 bytes handed out once, and a forked child
+    draws fresh ones (else parent and child would make the same ids in the same millisecond)."""
+    import threading
+
+    from rail_django.events.types import _random_pool, _uuid7
+
+    _random_pool.take10()  # the pool holds bytes the child must not reuse
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next random bits, to the parent
+        try:
+            os.write(write, b"".join(_random_pool.take10() for _ in range(50)))
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 1000)
+    os.close(read)
+    ours = b"".join(_random_pool.take10() for _ in range(50))
+    assert len(child) == 500 and child != ours
+    assert not {child[i:i + 10] for i in range(0, 500, 10)} & {ours[i:i + 10] for i in range(0, 500, 10)}
+
+    ids: list = []
+    threads = [threading.Thread(target=lambda: ids.extend(_uuid7() for _ in range(2_000))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == len(ids) == 8_000
+    assert len({i.int & ((1 << 62) - 1) for i in ids}) == 8_000  # the random tails differ too
 
 
 def test_emit_returns_the_event_with_its_id_and_every_field(audit_model, user):
