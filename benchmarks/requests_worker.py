@@ -301,12 +301,12 @@ def flushed_by_drain() -> None:
         raise SystemExit("rail-drain: the drain process is not running")
 
 
-def start_drain(db_path: str) -> subprocess.Popen:
+def start_drain(db_path: str, db: str = "sqlite") -> subprocess.Popen:
     """``audit_management drain`` for rail-drain: its own process on the same database and journal."""
     from rail_django.conf import get_config
     from rail_django.delivery.drain import drain_directory, drain_running
 
-    env = {**os.environ, "BENCH_VARIANT": "rail-drain", "BENCH_DB": "sqlite", "BENCH_DB_NAME": db_path,
+    env = {**os.environ, "BENCH_VARIANT": "rail-drain", "BENCH_DB": db, "BENCH_DB_NAME": db_path,
            "DJANGO_SETTINGS_MODULE": "benchmarks.project.settings"}
     drain = subprocess.Popen(
         [sys.executable, "-m", "django", "audit_management", "drain", "--poll", DRAIN_POLL, "--report-every", "3600"],

@@ -275,12 +275,28 @@ def reset_peak_rss() -> bool:
 # -- tasks ---------------------------------------------------------------------
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """utime + stime of another process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def task_emit(args: argparse.Namespace) -> dict[str, Any]:
     """``security.emit`` in a loop, then ``flush``; every event must be stored."""
     async_on = bool(args.async_)
+    drained = args.delivery == "drain"
+    if drained and not async_on:
+        raise SystemExit("--delivery drain needs --async 1")
     name = database_name(args.db, f"emit_{os.getpid()}")
-    setup(args.db, name, variant="rail" if async_on else "rail-sync", fresh=True)
+    if drained:  # the drain process must read this process's journal: one directory for both
+        os.environ["BENCH_JOURNAL_DIR"] = str(WORK_DIR / f"journal-drain-{os.getpid()}")
+    setup(args.db, name, variant="rail-drain" if drained else "rail" if async_on else "rail-sync", fresh=True)
+    drain = None
     try:
+        if drained:  # AUDIT_DELIVERY = "drain": emit appends to the journal, a drain process delivers
+            from benchmarks.requests_worker import start_drain
+
+            drain = start_drain(name, args.db)
         from django.db import connections
 
         from rail_django.security import EventType, security, use_context
@@ -289,6 +305,7 @@ def task_emit(args: argparse.Namespace) -> dict[str, Any]:
         with use_context({"user_id": "42", "username": "alice", "client_ip": "203.0.113.7"}):
             security.emit(EventType.DATA_READ, action="warm-up")  # builds the sinks, starts the writer
             security.flush()
+            drain_cpu_started = _process_cpu_seconds(drain.pid) if drain else 0.0
             started, cpu_started = time.perf_counter(), time.process_time()
             for i in range(count):
                 security.emit(
@@ -296,22 +313,28 @@ def task_emit(args: argparse.Namespace) -> dict[str, Any]:
                     context={"order": i, "fields": ["total", "status"]},
                 )
             returned = time.perf_counter() - started
-            security.flush()
+            flushed = security.flush()  # drain mode: waits until the drain process has stored them
             total = time.perf_counter() - started
             # Both threads' CPU: on a loaded machine steadier than the wall clock (which waits for a core).
             cpu = time.process_time() - cpu_started
+            drain_cpu = _process_cpu_seconds(drain.pid) - drain_cpu_started if drain else 0.0
         stored = audit_table_count() - 1
         connections.close_all()
     finally:
         from rail_django.delivery.dispatcher import dispatcher
 
+        if drain is not None:
+            from benchmarks.requests_worker import stop_drain
+
+            stop_drain(drain)
         dispatcher.shutdown(timeout=30)
         from django.db import connections
 
         connections.close_all()
         drop_database(args.db, name)
     return {
-        "task": "emit", "db": args.db, "async": async_on, "count": count, "stored": stored,
+        "task": "emit", "db": args.db, "async": async_on, "delivery": args.delivery, "flushed": flushed,
+        "count": count, "stored": stored, "drain_cpu_us_per_event": 1e6 * drain_cpu / count,
         "events_per_s": count / total, "emit_returned_s": returned, "total_s": total,
         "cpu_us_per_event": 1e6 * cpu / count,
     }
@@ -406,6 +429,8 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--count", type=int, default=50_000, help="emit: events")
     parser.add_argument("--async", dest="async_", type=int, choices=(0, 1), default=1, help="emit: SECURITY_EVENT_ASYNC")
+    parser.add_argument("--delivery", choices=("thread", "drain"), default="thread",
+                        help='emit: AUDIT_DELIVERY ("drain" starts `audit_management drain` beside this process)')
     parser.add_argument("--rows", type=int, default=1_000_000, help="export/summary/cleanup: table rows")
     parser.add_argument("--format", default="jsonl", help="export: format")
     parser.add_argument("--repeat", type=int, default=3, help="summary: timed runs")

@@ -243,10 +243,13 @@ def test_postgresql_json_column_is_encoded_by_orjson_and_stored_as_the_orm_would
 
     encoded = []
     monkeypatch.setattr(database._JsonDumps, "__call__", lambda self, value: encoded.append(value) or b"{}")
-    DatabaseSink("default").write(events)  # COPY
-    DatabaseSink("default").write(events[:1] + [security.build(EventType.DATA_READ, context={"n": 9})])  # INSERT
-    assert len(encoded) >= 5  # every row (a COPY refused for the conflict is retried as INSERT)
-    assert {str(r.additional_data) for r in audit_model.objects.all()} == {"{}"}
+    DatabaseSink("default").write(events)  # COPY: the stock model's hand-made rows (orjson, tests/security/test_database_rows.py)
+    late = security.build(EventType.DATA_READ, context={"n": 9})
+    DatabaseSink("default").write(events[:1] + [late])  # the COPY meets a stored event_id: retried as INSERT
+    assert len(encoded) == 2  # the INSERT's rows went through _JsonDumps
+    stored = {str(r.event_id): r.additional_data for r in audit_model.objects.all()}
+    assert stored[str(late.event_id)] == {}
+    assert stored[str(events[1].event_id)]["context"] == {"n": 1, "name": "Zoë 北京"}
 
 
 def test_a_batch_spans_several_insert_statements(audit_model, monkeypatch):
