@@ -6,6 +6,8 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -96,3 +98,15 @@ def invoked_by() -> dict[str, Any]:
     except Exception:  # no passwd entry in some containers
         user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
     return {"os_user": user, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+@dataclass
+class RunClock:
+    """When a long-running command (``ingest``, ``drain``) started, for its events-per-second figure."""
+
+    started: float = field(default_factory=time.monotonic, kw_only=True)
+
+    def per_second(self, count: int) -> float:
+        """``count`` over the seconds since the start (0 at the very start)."""
+        elapsed = time.monotonic() - self.started
+        return count / elapsed if elapsed > 0 else 0.0

@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from rail_django.delivery.drain import Batch, SegmentReader, drain_directory, wr
 from rail_django.delivery.health import SinkHealth
 from rail_django.events.types import SecurityEvent
 from rail_django.integrity.chain import integrity_key, seal_pending
+from rail_django.operations.common import RunClock
 from rail_django.sinks import DatabaseSink, Sink, StreamSink, build_sinks
 from rail_django.sinks.base import event_line
 
@@ -53,7 +54,7 @@ class DrainError(Exception):
 
 
 @dataclass
-class DrainStats:
+class DrainStats(RunClock):
     """What one ``drain`` run did."""
 
     delivered: int = 0
@@ -61,12 +62,10 @@ class DrainStats:
     segments_deleted: int = 0
     set_aside: int = 0
     refused_batches: int = 0
-    started: float = field(default_factory=time.monotonic)
 
     @property
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.delivered / elapsed if elapsed > 0 else 0.0
+        return self.per_second(self.delivered)
 
 
 class Drain:

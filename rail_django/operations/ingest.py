@@ -20,7 +20,7 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,6 +29,7 @@ from django.db import connections
 from rail_django.conf import StreamConfig, get_config
 from rail_django.events.types import SecurityEvent
 from rail_django.integrity.chain import integrity_key, seal_pending
+from rail_django.operations.common import RunClock
 from rail_django.sinks.database import DatabaseSink
 from rail_django.sinks.stream import connect, ensure_stream
 
@@ -46,7 +47,7 @@ STARTUP_SECONDS = 60.0
 
 
 @dataclass
-class IngestStats:
+class IngestStats(RunClock):
     """What one ``ingest`` run did."""
 
     stored: int = 0
@@ -56,12 +57,10 @@ class IngestStats:
     returned: int = 0
     db_failures: int = 0
     pending: int | None = None
-    started: float = field(default_factory=time.monotonic)
 
     @property
     def rate(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.stored / elapsed if elapsed > 0 else 0.0
+        return self.per_second(self.stored)
 
 
 class IngestError(Exception):

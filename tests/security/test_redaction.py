@@ -195,6 +195,19 @@ def test_keys_seen_before_are_judged_the_same_way_again():
     assert Redactor(["note"], MASK).clean({"password": "a", "note": "b"}) == {"password": "a", "note": MASK}
 
 
+def test_a_mapping_key_is_judged_once_per_redactor(monkeypatch):
+    # The verdict on a key is kept: the second event with the same keys neither scrubs them nor
+    # asks the key matcher again.
+    redactor = Redactor(["password"], MASK)
+    value = {"password": "a", "note": "b"}
+    redactor.clean(value)
+    calls = []
+    monkeypatch.setattr(redactor, "is_sensitive_key", lambda key: calls.append(key) or False)
+    monkeypatch.setattr(redactor, "scrub_text", lambda text: calls.append(text) or text)
+    assert redactor.clean(value) == {"password": MASK, "note": "b"}
+    assert calls == ["b"]  # only the value was scrubbed
+
+
 @pytest.mark.parametrize("text", ["2026-12-03T16:00:00.123456+00:00", "Order #3: paid", "a=1&b=2", "ratio: 1.5"])
 def test_text_with_no_configured_word_skips_the_scan(text):
     from rail_django.events.redaction import _may_hold_secret
