@@ -303,18 +303,23 @@ def flushed_by_drain() -> None:
 
 def start_drain(db_path: str, db: str = "sqlite") -> subprocess.Popen:
     """``audit_management drain`` for rail-drain: its own process on the same database and journal."""
+    return launch_drain({**os.environ, "BENCH_VARIANT": "rail-drain", "BENCH_DB": db, "BENCH_DB_NAME": db_path,
+                         "DJANGO_SETTINGS_MODULE": "benchmarks.project.settings"})
+
+
+def launch_drain(env: dict[str, str]) -> subprocess.Popen:
+    """Start ``audit_management drain`` with ``env`` (this process's settings and journal directory) and
+    return once it holds the journal's drain lock."""
     from rail_django.conf import get_config
     from rail_django.delivery.drain import drain_directory, drain_running
 
-    env = {**os.environ, "BENCH_VARIANT": "rail-drain", "BENCH_DB": db, "BENCH_DB_NAME": db_path,
-           "DJANGO_SETTINGS_MODULE": "benchmarks.project.settings"}
     drain = subprocess.Popen(
         [sys.executable, "-m", "django", "audit_management", "drain", "--poll", DRAIN_POLL, "--report-every", "3600"],
         cwd=ROOT, env=env, stdout=sys.stderr, stderr=sys.stderr,
     )
     directory = drain_directory(get_config())
     deadline = time.monotonic() + 60
-    while not drain_running(directory):  # started: it holds the journal's drain lock
+    while not drain_running(directory):
         if drain.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"rail-drain: the drain process did not start (exit status {drain.poll()})")
         time.sleep(0.02)

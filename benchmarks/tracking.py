@@ -45,12 +45,15 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-VARIANTS = ["untracked", "rail", "auditlog", "simple-history", "pghistory"]
+VARIANTS = ["untracked", "rail", "rail-drain", "auditlog", "simple-history", "pghistory"]
+#: Variants of rail-django itself (the others are the reference packages, measured when importable).
+RAIL_VARIANTS = ("untracked", "rail", "rail-drain")
 MODULES = {"auditlog": "auditlog", "simple-history": "simple_history", "pghistory": "pghistory"}
 #: The audit rows each variant writes for a change of the invoice model.
 AUDIT_MODELS = {
     "untracked": "rail_django.AuditEventModel",
     "rail": "rail_django.AuditEventModel",
+    "rail-drain": "rail_django.AuditEventModel",
     "auditlog": "auditlog.LogEntry",
     "simple-history": "shop.HistoricalInvoice",
     "pghistory": "shop.InvoiceEvent",
@@ -59,7 +62,8 @@ BULK_ROWS = 10_000
 #: update() calls per bulk batch: the audit writer closes its connection after 1 s idle, and with one
 #: call per batch every call would pay its reconnection (the variants' batches are seconds apart).
 BULK_OPS = 3
-TARGETS = {("save_request", "rail"): 1.15, ("bulk_update_10k", "rail"): 1.10}
+TARGETS = {("save_request", "rail"): 1.15, ("bulk_update_10k", "rail"): 1.10,
+           ("save_request", "rail-drain"): 1.15, ("bulk_update_10k", "rail-drain"): 1.10}
 
 
 # -- the worker: one variant's process ------------------------------------------------------------
@@ -68,6 +72,9 @@ TARGETS = {("save_request", "rail"): 1.15, ("bulk_update_10k", "rail"): 1.10}
 def setup_django(variant: str, backend: str, name: str) -> None:
     os.environ.update(TRACK_VARIANT=variant, TRACK_DB=backend, TRACK_DB_NAME=name,
                       DJANGO_SETTINGS_MODULE="benchmarks.tracking_project.settings")
+    if variant == "rail-drain":  # the worker and its drain process share one journal directory
+        work = Path(os.environ.get("TRACK_WORK_DIR", "/tmp/rail-django-track-bench"))
+        os.environ.setdefault("TRACK_JOURNAL_DIR", str(work / f"journal-drain-{os.getpid()}"))
     import django
 
     django.setup()
@@ -110,6 +117,7 @@ class Worker:
 
         self.variant, self.per_batch = variant, per_batch
         self.flush = security.flush
+        self.drain = start_drain(variant)
         self.handler = WSGIHandler()
         self.audit = apps.get_model(AUDIT_MODELS[variant])
         self.invoices = Invoice.objects.filter(kind="bulk")
@@ -169,12 +177,28 @@ class Worker:
         for line in sys.stdin:
             command = json.loads(line)
             if command["op"] == "quit":
+                stop_drain(self.drain)
                 break
             if command["op"] == "rows":
                 answer: dict[str, Any] = {"rows": self.audit.objects.count()}
             else:
                 answer = self.batch(command["scenario"])
             print(json.dumps(answer), flush=True)
+
+
+def start_drain(variant: str) -> subprocess.Popen | None:
+    """rail-drain: ``audit_management drain`` on this worker's database and journal, in its own process."""
+    if variant != "rail-drain":
+        return None
+    from benchmarks.requests_worker import launch_drain
+
+    return launch_drain({**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def stop_drain(drain: subprocess.Popen | None) -> None:
+    from benchmarks.requests_worker import stop_drain as stop
+
+    stop(drain)
 
 
 # -- the parent -------------------------------------------------------------------------------------
@@ -235,7 +259,7 @@ def fresh_database(backend: str, variant: str, work: Path) -> str:
 
 
 def run_backend(opts: argparse.Namespace, backend: str, work: Path) -> dict[str, Any]:
-    variants = [v for v in opts.variants if v in ("untracked", "rail") or importlib.util.find_spec(MODULES[v])]
+    variants = [v for v in opts.variants if v in RAIL_VARIANTS or importlib.util.find_spec(MODULES[v])]
     if backend != "postgresql":
         variants = [v for v in variants if v != "pghistory"]  # triggers and functions of PostgreSQL
     names = {}

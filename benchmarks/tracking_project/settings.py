@@ -1,7 +1,9 @@
 """Settings of the change-tracking benchmark (benchmarks/tracking.py); the variant comes from the environment.
 
 ``TRACK_VARIANT``: ``untracked`` (rail-django installed, no model tracked),
-``rail`` (``AUDIT_TRACKED_MODELS`` names the model), ``auditlog``,
+``rail`` (``AUDIT_TRACKED_MODELS`` names the model), ``rail-drain`` (the same with
+``AUDIT_DELIVERY = "drain"``: ``audit_management drain`` runs beside the worker on the journal
+directory ``TRACK_JOURNAL_DIR``), ``auditlog``,
 ``simple-history``, ``pghistory`` (each reference package with its documented
 installation: app, middleware for the actor, registration of the model).
 rail-django and its middleware are in every variant, so a ratio to
@@ -63,12 +65,13 @@ MIDDLEWARE = [
 
 # rail-django as the other benchmarks run it: background delivery, the database sink only.
 AUDIT_STORE_IN_FILE = False
-AUDIT_JOURNAL_DIR = WORK_DIR / f"journal-{os.getpid()}"
+AUDIT_JOURNAL_DIR = Path(os.environ.get("TRACK_JOURNAL_DIR") or WORK_DIR / f"journal-{os.getpid()}")
 AUDIT_LOG_FILE = WORK_DIR / f"audit-{os.getpid()}.log"
 AUDIT_TRACKED_MODELS = {}
 
-if VARIANT == "rail":
+if VARIANT in ("rail", "rail-drain"):
     AUDIT_TRACKED_MODELS = {"shop.Invoice": {}}
+    AUDIT_DELIVERY = "drain" if VARIANT == "rail-drain" else "thread"
 elif VARIANT == "auditlog":
     INSTALLED_APPS.append("auditlog")
     MIDDLEWARE.append("auditlog.middleware.AuditlogMiddleware")

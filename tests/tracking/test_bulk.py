@@ -113,6 +113,16 @@ def test_bulk_create_with_uuid_keys(trail):
     assert context(trail.one("data.bulk"))["ids"] == [str(p.pk) for p in created]
 
 
+def test_update_of_uuid_keys_lists_them_with_dashes(trail):
+    # Integer keys are joined into one text value by the database (SQLite, PostgreSQL); other keys
+    # are read row by row and written as str(pk): both must list every row the statement changes.
+    created = Product.objects.bulk_create([Product(name=f"U{n}") for n in range(3)])
+    trail.mark()
+    assert Product.objects.filter(name__in=["U0", "U2"]).update(name="renamed") == 2
+    ctx = context(trail.one("data.bulk"))
+    assert sorted(ctx["ids"]) == sorted(str(p.pk) for p in (created[0], created[2]))
+
+
 def test_bulk_create_in_batches_is_one_event(trail):
     trail.mark()
     created = Invoice.objects.bulk_create([Invoice(number=f"Q-{n}") for n in range(7)], batch_size=3)
