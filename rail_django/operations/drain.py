@@ -28,7 +28,7 @@ from typing import Any
 from django.db import connections
 
 from rail_django.conf import get_config
-from rail_django.delivery.drain import Batch, SegmentReader, drain_directory, write_offset
+from rail_django.delivery.drain import Batch, Doorbell, SegmentReader, drain_directory, ring_doorbell, write_offset
 from rail_django.delivery.health import SinkHealth
 from rail_django.events.types import SecurityEvent
 from rail_django.integrity.chain import integrity_key, seal_pending
@@ -94,18 +94,26 @@ class Drain:
         self.linger = linger
         self.stats = DrainStats()
         self._stop = threading.Event()
+        self.doorbell = Doorbell(directory)
         self._last_seal = 0.0
         self._failures = 0
 
     def stop(self) -> None:
         """Finish the batch in hand, store its offset and return (the signal handlers call this)."""
         self._stop.set()
+        ring_doorbell(self.reader.directory)  # a wait in progress ends now
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between looks at the journal: until ``seconds`` pass, the doorbell rings or ``stop()``."""
+        if not self._stop.is_set():
+            self.doorbell.wait(seconds)
 
     def run(self, once: bool = False) -> DrainStats:
         """Deliver until stopped (``once``: what is there now, then return)."""
         if not self.reader.lock():
             raise DrainError(f"another drain is running on {self.reader.directory}")
         previous = _install_signal_handlers(self.stop)
+        self.doorbell.open()
         try:
             self.report(f"drain: delivering {self.reader.directory} to {', '.join(s.name for s in self.sinks) or 'no sink'} "
                         f"(batch {self.batch_size}).")
@@ -120,12 +128,12 @@ class Drain:
                             swept = time.monotonic()
                             self.run_pass()
                         self._idle()
-                        self._stop.wait(self.poll)
+                        self._pause(self.poll)
                         continue
                     seen = seen or time.monotonic()
                     waited = time.monotonic() - seen
                     if waited < self.linger and not self.reader.hurried():
-                        self._stop.wait(min(self.poll, self.linger - waited))
+                        self._pause(min(self.poll, self.linger - waited))
                         continue
                 seen = None
                 delivered, refused = self.run_pass()
@@ -144,10 +152,11 @@ class Drain:
                     self._failures = 0
                     if not delivered:
                         self._idle()
-                        self._stop.wait(self.poll)
+                        self._pause(self.poll)
             self._report(None, None)
         finally:
             _restore_signal_handlers(previous)
+            self.doorbell.close()
             for sink in self.sinks:
                 sink.flush(None)
                 sink.close()

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -262,6 +263,41 @@ def test_the_drain_lets_events_gather_unless_a_flush_waits(drain_mode, audit_mod
     finally:
         drain.stop()
         thread.join(10)
+
+
+def test_a_waiting_flush_rings_the_drain_instead_of_waiting_for_its_poll(drain_mode, audit_model):
+    drain = drain_ops.build_drain(poll=60.0, report=lambda line: None)  # it would look once a minute
+    thread = threading.Thread(target=drain.run)
+    thread.start()
+    try:
+        assert wait_until(lambda: (directory() / drain_journal.DOORBELL_NAME).exists(), timeout=10)
+        security.emit("drain.rung")
+        started = time.monotonic()
+        assert dispatcher.flush(timeout=20) is True
+        assert time.monotonic() - started < 10  # the doorbell, not the 60 s poll
+        assert audit_model.objects.filter(event_type="drain.rung").count() == 1
+    finally:
+        stopped = time.monotonic()
+        drain.stop()  # rings too: the drain's wait ends at once
+        thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - stopped < 10
+    assert not (directory() / drain_journal.DOORBELL_NAME).exists()
+
+
+def test_the_mark_of_a_flush_whose_process_died_is_removed(drain_mode):
+    reader = drain_journal.SegmentReader(directory())
+    directory().mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    mark = directory() / f"{drain_journal.HURRY_PREFIX}{int(dead.stdout)}"
+    mark.touch()
+    assert reader.hurried()  # recent: kept (its process may be in another pid namespace)
+    old = time.time() - drain_journal.STALE_HURRY_SECONDS - 5
+    os.utime(mark, (old, old))
+    assert not reader.hurried() and not mark.exists()
+    live = directory() / f"{drain_journal.HURRY_PREFIX}{os.getpid()}"
+    live.touch()
+    os.utime(live, (old, old))
+    assert reader.hurried() and live.exists()  # an old mark of a running process stays
 
 
 def test_a_running_drain_deletes_a_segment_its_process_let_go_of(drain_mode, audit_model):
