@@ -4,7 +4,7 @@
     python benchmarks/load.py --variants bare,rail --normal-rate 40 --burst-rate 80 --json out.json
     python benchmarks/run.py --skip-requests --skip-throughput     # the same, as a section of make bench
 
-For each variant (``bare``, ``rail``, ``rail-sync``, and ``axes``, ``easy-audit`` when installed) in
+For each variant (``bare``, ``rail``, ``rail-sync``, ``rail-drain``, and ``axes``, ``easy-audit`` when installed) in
 turn: a fresh database (PostgreSQL on 127.0.0.1 when it answers, else SQLite) is migrated, gunicorn
 serves ``benchmarks.project.wsgi`` on 127.0.0.1 (``--workers``, ``--preload``), and this process drives
 it with a bounded open-loop client (asyncio, one HTTP/1.1 connection per request, loopback only):
@@ -20,7 +20,11 @@ gets the same offered load); latency runs from the scheduled time to the last by
 a server that falls behind shows it in its latencies. The failed-login counters of rail-django (and
 the alert markers) live in a shared Redis (``--redis``), one key prefix per run and variant.
 
-After the load, gunicorn is stopped (SIGTERM: its workers finish and rail-django flushes at exit) and
+``rail-drain`` (``AUDIT_DELIVERY = "drain"``) runs ``audit_management drain`` beside gunicorn on the
+same machine, with its default ``--poll``, as a deployment would.
+
+After the load, gunicorn is stopped (SIGTERM: its workers finish and rail-django flushes at exit; for
+``rail-drain`` the drain is stopped, then ``drain --once`` delivers what the workers appended last) and
 the database is checked: for rail-django every answered login is one stored event, and every
 client IP and username over its failed-login threshold raised exactly one ``security.alert``.
 """
@@ -54,7 +58,9 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.requests_worker import AUDIT_TABLES, PASSWORD, USERNAME  # noqa: E402
 
-VARIANTS = ["bare", "rail", "rail-sync", "axes", "easy-audit"]
+VARIANTS = ["bare", "rail", "rail-sync", "rail-drain", "axes", "easy-audit"]
+#: The variants that are rail-django (checked against its own events).
+RAIL_VARIANTS = ("rail", "rail-sync", "rail-drain")
 OPTIONAL = {"axes": "axes", "easy-audit": "easyaudit"}
 NORMAL_KINDS = ("anon_get", "auth_get", "login_ok")
 TRUSTED_PROXY = "127.0.0.1"
@@ -181,6 +187,54 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+class Drain:
+    """``audit_management drain`` beside gunicorn (rail-drain), with its default ``--poll``."""
+
+    def __init__(self, env: dict[str, str], work: Path) -> None:
+        self.env = env
+        self.log = open(work / "drain.log", "w")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen([sys.executable, "-m", "django", "audit_management", "drain"],
+                                        cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not any(held(lock) for lock in Path(env["BENCH_JOURNAL_DIR"]).glob("*/drain/drain.lock")):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit(f"the drain did not start:\n{(work / 'drain.log').read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the drain (SIGTERM), then deliver what the workers appended last with ``drain --once``."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        done = subprocess.run([sys.executable, "-m", "django", "audit_management", "drain", "--once"],
+                              cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"load scenario: drain --once failed:\n{done.stdout}\n{done.stderr}")
+
+
+def held(lock: Path) -> bool:
+    """Whether a process holds ``lock`` (the drain's exclusive flock)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 # -- the client ----------------------------------------------------------------------
@@ -364,7 +418,7 @@ def django_verify() -> dict[str, Any]:
     variant = settings.VARIANT
     rows = {label: apps.get_model(label).objects.count() for label in AUDIT_TABLES[variant]}
     found: dict[str, Any] = {"rows": rows}
-    if variant in ("rail", "rail-sync"):
+    if variant in RAIL_VARIANTS:
         from django.db.models import Count
 
         from rail_django.models import AuditEventModel
@@ -390,7 +444,7 @@ def expected_checks(variant: str, found: dict[str, Any], results: list[dict[str,
     failed = sum(1 for r in results if r["kind"] == "login_failed" and r["error"] is None)
     succeeded = 1 + sum(1 for r in results if r["kind"] == "login_ok" and r["error"] is None)  # + the session's login
     checks = []
-    if variant in ("rail", "rail-sync"):
+    if variant in RAIL_VARIANTS:
         by_type = found["by_type"]
         checks.append({"check": "auth.login.failure events stored = failed logins answered",
                        "expected": failed, "found": by_type.get("auth.login.failure", 0)})
@@ -450,14 +504,19 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
                 try:
                     started = time.perf_counter()
                     run_django("prepare", env)
-                    server = Server(env, opts.workers, work / "gunicorn.log")
+                    drain = Drain(env, work) if variant == "rail-drain" else None
                     try:
-                        anonymous, token, logged_in = asyncio.run(session(server.port))
-                        plan = schedule(opts, server.port, anonymous, token, logged_in, seed=number)
-                        load_start = os.getloadavg()[0]
-                        results = asyncio.run(drive(server.port, plan, opts.timeout))
+                        server = Server(env, opts.workers, work / "gunicorn.log")
+                        try:
+                            anonymous, token, logged_in = asyncio.run(session(server.port))
+                            plan = schedule(opts, server.port, anonymous, token, logged_in, seed=number)
+                            load_start = os.getloadavg()[0]
+                            results = asyncio.run(drive(server.port, plan, opts.timeout))
+                        finally:
+                            server.stop()
                     finally:
-                        server.stop()
+                        if drain is not None:
+                            drain.stop()
                     found = run_django("verify", env)
                     checks = expected_checks(variant, found, results, opts)
                     slowest = sorted(results, key=lambda r: -r["latency_ms"])[:10]
@@ -526,7 +585,7 @@ def markdown(report: dict[str, Any]) -> list[str]:
         checks = "n/a" if not data["checks"] else ("all met" if data["checks_ok"] else "**FAILED**")
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {errors:.0f} | {checks} |")
     lines.append("")
-    for variant in ("rail", "rail-sync"):
+    for variant in RAIL_VARIANTS:
         p = summary.get(variant, {}).get("phases", {}).get("burst: all", {})
         if "p99_ratio" in p:
             met = "met" if p["p99_ratio"] <= P99_TARGET else "**not met**"

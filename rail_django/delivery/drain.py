@@ -233,7 +233,7 @@ class AppendOnlyJournal(Journal):
                 )
                 return False
             time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - now)))
-            pause = min(pause * 2, 0.002)  # (a stat per segment: cheap, and the batch is seen within 2 ms)
+            pause = min(pause * 2, 0.001)  # (a read per segment: cheap, and the batch is seen within 1 ms)
 
 
 def _undelivered(path: Path, size: int) -> bool:
