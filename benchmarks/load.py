@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="rounds; the variants' order rotates (default 1)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds any one request may take")
-    parser.add_argument("--smoke", action="store_true", help="tiny load, bare and rail only, SQLite")
+    parser.add_argument("--smoke", action="store_true", help="tiny load, bare, rail and rail-drain only, SQLite")
     parser.add_argument("--json", default=None)
     opts = parser.parse_args(argv)
     if opts.smoke:
@@ -108,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         opts.warmup_seconds = 1.0
         opts.burst_ips, opts.burst_usernames, opts.workers = 4, 2, 2
         opts.db = opts.db or "sqlite"
-        opts.variants = opts.variants or "bare,rail"
+        opts.variants = opts.variants or "bare,rail,rail-drain"
     if opts.workers < 1 or opts.rounds < 1 or min(opts.normal_rate, opts.burst_rate) <= 0:
         parser.error("--workers, --rounds and the rates must be positive")
     return opts

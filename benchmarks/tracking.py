@@ -363,7 +363,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
     if opts.command == "prepare":
-        prepare(opts.variant, opts.backend, opts.name, opts.bulk_rows)
+        # (rail-drain's tables are rail's; its worker starts the drain, so prepare writes through the writer)
+        prepare("rail" if opts.variant == "rail-drain" else opts.variant, opts.backend, opts.name, opts.bulk_rows)
         return
     if opts.command == "serve":
         Worker(opts.variant, opts.backend, opts.name, opts.per_batch).serve()

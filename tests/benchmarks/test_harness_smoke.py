@@ -61,16 +61,16 @@ def test_rail_django_stores_one_row_per_audited_request_and_none_for_the_rest(sm
 
 def test_throughput_tasks_store_and_remove_exactly_what_they_should(smoke_report):
     report, _, _ = smoke_report
-    tasks = {(r["task"], r.get("async"), r.get("format")): r for r in report["throughput"]}
-    for async_on in (True, False):
-        emit = tasks[("emit", async_on, None)]
+    tasks = {(r["task"], r.get("async"), r.get("format"), r.get("delivery")): r for r in report["throughput"]}
+    for async_on, delivery in ((True, "thread"), (False, "thread"), (True, "drain")):
+        emit = tasks[("emit", async_on, None, delivery)]
         assert emit["stored"] == emit["count"] > 0 and emit["events_per_s"] > 0
     for fmt in ("jsonl", "csv"):
-        export = tasks[("export", None, fmt)]
+        export = tasks[("export", None, fmt, None)]
         assert export["rows"] == 500 and export["rows_per_s"] > 0 and export["bytes"] > 0
         assert export["rss_peak_mib"] >= export["rss_before_mib"] > 0
-    assert tasks[("summary", None, None)]["seconds"] > 0
-    cleanup = tasks[("cleanup", None, None)]
+    assert tasks[("summary", None, None, None)]["seconds"] > 0
+    cleanup = tasks[("cleanup", None, None, None)]
     assert cleanup["rows_left"] == cleanup["expected_left"]
 
 
