@@ -179,14 +179,19 @@ class Server:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # graceful: workers finish, rail-django flushes at exit
-            try:
-                self.process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)  # graceful: workers finish, rail-django flushes at exit
         self.log.close()
+
+
+def terminate(process: subprocess.Popen) -> None:
+    """SIGTERM, up to 90 s to finish, then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class Drain:
@@ -198,43 +203,23 @@ class Drain:
         self.process = subprocess.Popen([sys.executable, "-m", "django", "audit_management", "drain"],
                                         cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
-        while not any(held(lock) for lock in Path(env["BENCH_JOURNAL_DIR"]).glob("*/drain/drain.lock")):
+        from rail_django.delivery.drain import drain_running  # (needs no Django settings)
+
+        while not any(drain_running(lock.parent) for lock in Path(env["BENCH_JOURNAL_DIR"]).glob("*/drain/drain.lock")):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
+                terminate(self.process)
+                self.log.close()
                 raise SystemExit(f"the drain did not start:\n{(work / 'drain.log').read_text()[-3000:]}")
             time.sleep(0.05)
 
     def stop(self) -> None:
         """Stop the drain (SIGTERM), then deliver what the workers appended last with ``drain --once``."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         self.log.close()
         done = subprocess.run([sys.executable, "-m", "django", "audit_management", "drain", "--once"],
                               cwd=ROOT, env=self.env, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"load scenario: drain --once failed:\n{done.stdout}\n{done.stderr}")
-
-
-def held(lock: Path) -> bool:
-    """Whether a process holds ``lock`` (the drain's exclusive flock)."""
-    import fcntl
-
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 # -- the client ----------------------------------------------------------------------
