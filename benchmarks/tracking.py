@@ -62,8 +62,8 @@ BULK_ROWS = 10_000
 #: update() calls per bulk batch: the audit writer closes its connection after 1 s idle, and with one
 #: call per batch every call would pay its reconnection (the variants' batches are seconds apart).
 BULK_OPS = 3
-TARGETS = {("save_request", "rail"): 1.15, ("bulk_update_10k", "rail"): 1.10,
-           ("save_request", "rail-drain"): 1.15, ("bulk_update_10k", "rail-drain"): 1.10}
+TARGETS = {(scenario, variant): limit for variant in ("rail", "rail-drain")
+           for scenario, limit in (("save_request", 1.15), ("bulk_update_10k", 1.10))}
 
 
 # -- the worker: one variant's process ------------------------------------------------------------
@@ -112,12 +112,14 @@ class Worker:
         from django.core.handlers.wsgi import WSGIHandler
         from django.test import Client
 
+        from benchmarks.requests_worker import launch_drain
         from benchmarks.tracking_project.shop.models import Customer, Invoice
         from rail_django.security import security
 
         self.variant, self.per_batch = variant, per_batch
         self.flush = security.flush
-        self.drain = start_drain(variant)
+        # rail-drain: `audit_management drain` on this worker's database and journal, in its own process.
+        self.drain = launch_drain({**os.environ, "PYTHONPATH": str(ROOT)}) if variant == "rail-drain" else None
         self.handler = WSGIHandler()
         self.audit = apps.get_model(AUDIT_MODELS[variant])
         self.invoices = Invoice.objects.filter(kind="bulk")
@@ -177,6 +179,8 @@ class Worker:
         for line in sys.stdin:
             command = json.loads(line)
             if command["op"] == "quit":
+                from benchmarks.requests_worker import stop_drain
+
                 stop_drain(self.drain)
                 break
             if command["op"] == "rows":
@@ -184,21 +188,6 @@ class Worker:
             else:
                 answer = self.batch(command["scenario"])
             print(json.dumps(answer), flush=True)
-
-
-def start_drain(variant: str) -> subprocess.Popen | None:
-    """rail-drain: ``audit_management drain`` on this worker's database and journal, in its own process."""
-    if variant != "rail-drain":
-        return None
-    from benchmarks.requests_worker import launch_drain
-
-    return launch_drain({**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def stop_drain(drain: subprocess.Popen | None) -> None:
-    from benchmarks.requests_worker import stop_drain as stop
-
-    stop(drain)
 
 
 # -- the parent -------------------------------------------------------------------------------------

@@ -111,15 +111,12 @@ class Doorbell:
 
     def open(self) -> None:
         """Listen (the caller holds the drain lock, so a socket file left here is a dead drain's)."""
+        bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
             self.path.unlink(missing_ok=True)
-            bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            try:
-                bell.bind(str(self.path))
-            except OSError:
-                bell.close()
-                raise
+            bell.bind(str(self.path))
         except OSError as exc:  # e.g. a path longer than AF_UNIX's ~107 bytes: the drain polls only
+            bell.close()
             logger.info("drain: no doorbell at %s (%s); a waiting flush is seen at the next poll.", self.path, exc)
             return
         bell.setblocking(False)
